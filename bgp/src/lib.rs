@@ -1,0 +1,7 @@
+//! A sans-IO BGP speaker: project-owned types, the codec boundary (`wire`) and the per-connection
+//! RFC 4271 session. Owns no sockets, tasks or clocks: callers pass bytes and `now` in and take
+//! bytes, events and deadlines out.
+
+pub mod types;
+
+pub use types::*;

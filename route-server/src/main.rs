@@ -1,0 +1,2 @@
+//! `route-server` command line.
+fn main() {}

@@ -1,0 +1,1 @@
+//! Helpers for vixp system tests.

@@ -1,0 +1,2 @@
+//! `vixp` command line.
+fn main() {}
