@@ -3,5 +3,10 @@
 //! bytes, events and deadlines out.
 
 pub mod types;
+pub mod wire;
 
 pub use types::*;
+pub use wire::{
+    Announcement, CeaseSubcode, DecodeContext, DecodeError, EncodeContext, Notification, Update,
+    encode_announcements, encode_end_of_rib, encode_withdrawals,
+};

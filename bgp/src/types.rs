@@ -113,7 +113,9 @@ impl AsPath {
 
     /// Every ASN in the path, in wire order.
     pub fn asns(&self) -> impl Iterator<Item = u32> + '_ {
-        self.segments.iter().flat_map(|segment| segment.asns.iter().copied())
+        self.segments
+            .iter()
+            .flat_map(|segment| segment.asns.iter().copied())
     }
 }
 
