@@ -11,8 +11,7 @@ use ipnet::{Ipv4Net, Ipv6Net};
 /// Default BGP port a route server listens on (RFC 4271 section 8.2.1).
 pub const DEFAULT_BGP_PORT: u16 = 179;
 /// Default address of a route server's HTTP listener (API, looking glass, `/metrics`).
-pub const DEFAULT_HTTP_LISTEN: SocketAddr =
-    SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9179);
+pub const DEFAULT_HTTP_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9179);
 /// Default hold time the route server proposes in its OPEN, in seconds (RFC 4271 section 10).
 pub const DEFAULT_HOLD_TIME: u16 = 90;
 /// Default seconds between active connection attempts (RFC 4271 ConnectRetryTime).
