@@ -1,0 +1,270 @@
+//! The route server's Prometheus metrics: one registry, prefix `route_server_`, labels no finer
+//! than a member. The driver updates these from the cores' plain counters; nothing here decides
+//! anything.
+
+use std::fmt::Write as _;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode_registry;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Labels of a per-session series: the member and the address family of the session.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct SessionLabels {
+    /// Member name from the fabric file.
+    pub member: String,
+    /// `ipv4` or `ipv6`.
+    pub family: String,
+}
+
+/// Labels of a per-session message counter.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct MessageLabels {
+    /// Member name.
+    pub member: String,
+    /// `ipv4` or `ipv6` (the session's family).
+    pub family: String,
+    /// Message type: `open`, `update`, `notification`, `keepalive`, `route_refresh`.
+    pub r#type: String,
+}
+
+/// Labels of a NOTIFICATION counter.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct NotificationLabels {
+    /// Member name.
+    pub member: String,
+    /// Error code (RFC 4271 section 4.5).
+    pub code: u8,
+    /// Error subcode.
+    pub subcode: u8,
+}
+
+/// Labels of refused connections.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct RefusedLabels {
+    /// Why: `unknown_address`, `no_session_configured`.
+    pub reason: String,
+}
+
+/// All metrics of the route server.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// 1 while the session is established.
+    pub session_up: Family<SessionLabels, Gauge>,
+    /// RFC 4271 FSM state as a number: 0 Idle, 1 Connect, 2 Active, 3 OpenSent, 4 OpenConfirm,
+    /// 5 Established.
+    pub session_state: Family<SessionLabels, Gauge>,
+    /// Unix time the session last became established, 0 if it never did.
+    pub session_established_timestamp: Family<SessionLabels, Gauge>,
+    /// Times the session became established.
+    pub session_established: Family<SessionLabels, Counter>,
+    /// Prefixes received from the member (Adj-RIB-In).
+    pub prefixes_received: Family<SessionLabels, Gauge>,
+    /// Prefixes accepted by policy.
+    pub prefixes_accepted: Family<SessionLabels, Gauge>,
+    /// Prefixes advertised to the member.
+    pub prefixes_advertised: Family<SessionLabels, Gauge>,
+    /// Messages received by type.
+    pub messages_received: Family<MessageLabels, Counter>,
+    /// Messages sent by type.
+    pub messages_sent: Family<MessageLabels, Counter>,
+    /// NOTIFICATIONs received by code and subcode.
+    pub notifications_received: Family<NotificationLabels, Counter>,
+    /// NOTIFICATIONs sent by code and subcode.
+    pub notifications_sent: Family<NotificationLabels, Counter>,
+    /// UPDATEs whose routes were treated as withdrawn (RFC 7606).
+    pub updates_treated_as_withdraw: Family<SessionLabels, Counter>,
+    /// Malformed path attributes discarded (RFC 7606).
+    pub attributes_discarded: Family<SessionLabels, Counter>,
+    /// TCP connections refused.
+    pub connections_refused: Family<RefusedLabels, Counter>,
+    /// Distinct prefixes in the RIB.
+    pub rib_prefixes: Gauge,
+    /// Paths in the RIB.
+    pub rib_paths: Gauge,
+    /// Distinct (interned) attribute sets in the RIB.
+    pub rib_attribute_sets: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("route_server");
+        let metrics = Metrics {
+            registry: Registry::default(),
+            session_up: Family::default(),
+            session_state: Family::default(),
+            session_established_timestamp: Family::default(),
+            session_established: Family::default(),
+            prefixes_received: Family::default(),
+            prefixes_accepted: Family::default(),
+            prefixes_advertised: Family::default(),
+            messages_received: Family::default(),
+            messages_sent: Family::default(),
+            notifications_received: Family::default(),
+            notifications_sent: Family::default(),
+            updates_treated_as_withdraw: Family::default(),
+            attributes_discarded: Family::default(),
+            connections_refused: Family::default(),
+            rib_prefixes: Gauge::default(),
+            rib_paths: Gauge::default(),
+            rib_attribute_sets: Gauge::default(),
+        };
+        registry.register(
+            "session_up",
+            "Whether the BGP session with the member is established (1) or not (0)",
+            metrics.session_up.clone(),
+        );
+        registry.register(
+            "session_state",
+            "RFC 4271 FSM state: 0 Idle, 1 Connect, 2 Active, 3 OpenSent, 4 OpenConfirm, 5 Established",
+            metrics.session_state.clone(),
+        );
+        registry.register(
+            "session_established_timestamp_seconds",
+            "Unix time the session last became established (0: never); uptime is time() minus this",
+            metrics.session_established_timestamp.clone(),
+        );
+        registry.register(
+            "session_established",
+            "Times the session became established",
+            metrics.session_established.clone(),
+        );
+        registry.register(
+            "prefixes_received",
+            "Prefixes the member currently announces (Adj-RIB-In)",
+            metrics.prefixes_received.clone(),
+        );
+        registry.register(
+            "prefixes_accepted",
+            "Prefixes from the member accepted by the import policy",
+            metrics.prefixes_accepted.clone(),
+        );
+        registry.register(
+            "prefixes_advertised",
+            "Prefixes the route server advertises to the member",
+            metrics.prefixes_advertised.clone(),
+        );
+        registry.register(
+            "messages_received",
+            "BGP messages received, by type",
+            metrics.messages_received.clone(),
+        );
+        registry.register(
+            "messages_sent",
+            "BGP messages sent, by type",
+            metrics.messages_sent.clone(),
+        );
+        registry.register(
+            "notifications_received",
+            "BGP NOTIFICATIONs received, by error code and subcode",
+            metrics.notifications_received.clone(),
+        );
+        registry.register(
+            "notifications_sent",
+            "BGP NOTIFICATIONs sent, by error code and subcode",
+            metrics.notifications_sent.clone(),
+        );
+        registry.register(
+            "updates_treated_as_withdraw",
+            "UPDATEs with a malformed attribute whose routes were treated as withdrawn (RFC 7606)",
+            metrics.updates_treated_as_withdraw.clone(),
+        );
+        registry.register(
+            "attributes_discarded",
+            "Malformed path attributes discarded with the route kept (RFC 7606)",
+            metrics.attributes_discarded.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "TCP connections refused, by reason",
+            metrics.connections_refused.clone(),
+        );
+        registry.register(
+            "rib_prefixes",
+            "Distinct prefixes in the RIB",
+            metrics.rib_prefixes.clone(),
+        );
+        registry.register("rib_paths", "Paths in the RIB", metrics.rib_paths.clone());
+        registry.register(
+            "rib_attribute_sets",
+            "Distinct path attribute sets in the RIB (shared between routes)",
+            metrics.rib_attribute_sets.clone(),
+        );
+        Metrics {
+            registry,
+            ..metrics
+        }
+    }
+
+    /// The metrics in the Prometheus text exposition format (version 0.0.4), which every
+    /// Prometheus and `promtool check metrics` read.
+    pub fn render(&self) -> String {
+        let mut open_metrics = String::new();
+        if encode_registry(&mut open_metrics, &self.registry).is_err() {
+            return String::new();
+        }
+        to_prometheus_text(&open_metrics)
+    }
+}
+
+/// Converts OpenMetrics text to the Prometheus 0.0.4 format: a counter family `x` is written
+/// `x_total` in its HELP and TYPE lines, as its samples are.
+fn to_prometheus_text(open_metrics: &str) -> String {
+    let mut counters = Vec::new();
+    for line in open_metrics.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ")
+            && let Some(name) = rest.strip_suffix(" counter")
+        {
+            counters.push(name.to_string());
+        }
+    }
+    let mut out = String::with_capacity(open_metrics.len() + counters.len() * 16);
+    for line in open_metrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|marker| {
+            let rest = line.strip_prefix(marker)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .iter()
+                .any(|counter| counter == name)
+                .then(|| format!("{marker}{name}_total {tail}"))
+        });
+        let _ = writeln!(out, "{}", renamed.as_deref().unwrap_or(line));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_are_named_with_total_in_help_and_type() {
+        let metrics = Metrics::new();
+        metrics
+            .connections_refused
+            .get_or_create(&RefusedLabels {
+                reason: "unknown_address".to_string(),
+            })
+            .inc();
+        let text = metrics.render();
+        assert!(text.contains("# TYPE route_server_connections_refused_total counter"));
+        assert!(text.contains("# HELP route_server_connections_refused_total "));
+        assert!(text.contains("route_server_connections_refused_total{reason=\"unknown_address\"} 1"));
+        assert!(text.contains("# TYPE route_server_rib_paths gauge"));
+        assert!(!text.contains("# EOF"));
+    }
+}

@@ -1,0 +1,257 @@
+//! Scenario tests of the RIB: RFC 7947 export rules and per-client best path.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use vixp_bgp::{Announcement, AsPath, Origin, Segment, SegmentKind};
+
+use super::*;
+
+const ALPHA: PeerId = PeerId(1);
+const BRAVO: PeerId = PeerId(2);
+const CHARLIE: PeerId = PeerId(3);
+const ALPHA_V6: PeerId = PeerId(4);
+
+fn info(member: usize, last: u8) -> PeerInfo {
+    PeerInfo {
+        member,
+        asn: 64500 + u32::from(last),
+        router_id: Ipv4Addr::new(198, 18, 0, last),
+        address: IpAddr::V4(Ipv4Addr::new(198, 18, 0, last)),
+        families: vec![Family::Ipv4],
+    }
+}
+
+fn prefix(text: &str) -> Prefix {
+    text.parse().expect("test prefix")
+}
+
+fn attributes(asns: &[u32], next_hop_last: u8, med: Option<u32>) -> Attributes {
+    let mut attributes = Attributes::new(
+        Origin::Igp,
+        AsPath {
+            segments: vec![Segment {
+                kind: SegmentKind::Sequence,
+                asns: asns.to_vec(),
+            }],
+        },
+        IpAddr::V4(Ipv4Addr::new(198, 18, 0, next_hop_last)),
+    );
+    attributes.med = med;
+    attributes
+}
+
+fn announce(attributes: Attributes, prefixes: &[&str]) -> Update {
+    Update {
+        withdrawn: Vec::new(),
+        announcements: vec![Announcement {
+            attributes,
+            prefixes: prefixes.iter().map(|text| prefix(text)).collect(),
+        }],
+        ..Update::default()
+    }
+}
+
+fn withdraw(prefixes: &[&str]) -> Update {
+    Update {
+        withdrawn: prefixes.iter().map(|text| prefix(text)).collect(),
+        announcements: Vec::new(),
+        ..Update::default()
+    }
+}
+
+/// Drains everything pending for `peer`.
+fn drain(rib: &mut Rib, peer: PeerId) -> Export {
+    let mut all = Export::default();
+    while let Some(export) = rib.take_export(peer, 2) {
+        all.announce.extend(export.announce);
+        all.withdraw.extend(export.withdraw);
+    }
+    all
+}
+
+fn announced_next_hops(export: &Export, wanted: &str) -> Vec<IpAddr> {
+    export
+        .announce
+        .iter()
+        .filter(|(_, prefixes)| prefixes.contains(&prefix(wanted)))
+        .map(|(attributes, _)| attributes.next_hop)
+        .collect()
+}
+
+fn three_members() -> Rib {
+    let mut rib = Rib::new();
+    rib.peer_up(ALPHA, info(0, 11));
+    rib.peer_up(BRAVO, info(1, 12));
+    rib.peer_up(CHARLIE, info(2, 13));
+    rib
+}
+
+#[test]
+fn a_route_reaches_every_other_member_unchanged_and_never_its_originator() {
+    let mut rib = three_members();
+    rib.update(
+        ALPHA,
+        announce(
+            attributes(&[64511, 65000], 11, Some(42)),
+            &["198.18.128.0/24"],
+        ),
+    );
+    for client in [BRAVO, CHARLIE] {
+        let export = drain(&mut rib, client);
+        assert_eq!(export.announce.len(), 1);
+        let (sent, prefixes) = &export.announce[0];
+        assert_eq!(prefixes, &vec![prefix("198.18.128.0/24")]);
+        assert_eq!(**sent, attributes(&[64511, 65000], 11, Some(42)));
+    }
+    assert!(drain(&mut rib, ALPHA).is_empty(), "not reflected");
+    assert_eq!(rib.counts(ALPHA, Family::Ipv4).received, 1);
+    assert_eq!(rib.counts(BRAVO, Family::Ipv4).advertised, 1);
+    assert_eq!(rib.counts(ALPHA, Family::Ipv4).advertised, 0);
+}
+
+#[test]
+fn the_originator_of_the_best_route_gets_the_second_best() {
+    let mut rib = three_members();
+    rib.update(
+        BRAVO,
+        announce(attributes(&[64502], 12, None), &["198.18.200.0/24"]),
+    );
+    rib.update(
+        CHARLIE,
+        announce(attributes(&[64503, 64999], 13, None), &["198.18.200.0/24"]),
+    );
+    let to_alpha = drain(&mut rib, ALPHA);
+    let to_bravo = drain(&mut rib, BRAVO);
+    let to_charlie = drain(&mut rib, CHARLIE);
+    let bravo_hop = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 12));
+    let charlie_hop = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 13));
+    assert_eq!(announced_next_hops(&to_alpha, "198.18.200.0/24").last(), Some(&bravo_hop));
+    assert_eq!(announced_next_hops(&to_bravo, "198.18.200.0/24"), vec![charlie_hop]);
+    assert_eq!(announced_next_hops(&to_charlie, "198.18.200.0/24"), vec![bravo_hop]);
+}
+
+#[test]
+fn a_withdrawal_falls_back_to_the_next_path_or_withdraws() {
+    let mut rib = three_members();
+    rib.update(BRAVO, announce(attributes(&[64502], 12, None), &["198.18.200.0/24"]));
+    rib.update(
+        CHARLIE,
+        announce(attributes(&[64503, 1], 13, None), &["198.18.200.0/24"]),
+    );
+    drain(&mut rib, ALPHA);
+    drain(&mut rib, BRAVO);
+    drain(&mut rib, CHARLIE);
+
+    rib.update(BRAVO, withdraw(&["198.18.200.0/24"]));
+    let to_alpha = drain(&mut rib, ALPHA);
+    assert_eq!(
+        announced_next_hops(&to_alpha, "198.18.200.0/24"),
+        vec![IpAddr::V4(Ipv4Addr::new(198, 18, 0, 13))]
+    );
+    let to_charlie = drain(&mut rib, CHARLIE);
+    assert_eq!(to_charlie.withdraw, vec![prefix("198.18.200.0/24")]);
+    assert!(
+        drain(&mut rib, BRAVO).is_empty(),
+        "bravo already had charlie's path: its choice did not change"
+    );
+
+    rib.update(CHARLIE, withdraw(&["198.18.200.0/24"]));
+    assert_eq!(drain(&mut rib, ALPHA).withdraw, vec![prefix("198.18.200.0/24")]);
+    drop((to_alpha, to_charlie));
+    rib.collect_garbage();
+    assert_eq!(rib.totals().paths, 0);
+    assert_eq!(rib.totals().prefixes, 0);
+    assert_eq!(rib.totals().attribute_sets, 0, "released attribute sets are freed");
+}
+
+#[test]
+fn a_session_that_drops_withdraws_all_its_routes_from_the_others() {
+    let mut rib = three_members();
+    rib.update(
+        ALPHA,
+        announce(attributes(&[64511], 11, None), &["198.18.128.0/24", "198.18.129.0/24"]),
+    );
+    drain(&mut rib, BRAVO);
+    rib.peer_down(ALPHA);
+    let mut withdrawn = drain(&mut rib, BRAVO).withdraw;
+    withdrawn.sort();
+    assert_eq!(withdrawn, vec![prefix("198.18.128.0/24"), prefix("198.18.129.0/24")]);
+    assert_eq!(rib.totals().paths, 0);
+}
+
+#[test]
+fn a_new_client_gets_the_full_table_and_refresh_sends_it_again() {
+    let mut rib = Rib::new();
+    rib.peer_up(ALPHA, info(0, 11));
+    rib.update(
+        ALPHA,
+        announce(attributes(&[64511], 11, None), &["198.18.128.0/24", "198.18.129.0/24"]),
+    );
+    rib.peer_up(BRAVO, info(1, 12));
+    assert_eq!(drain(&mut rib, BRAVO).prefix_count(), 2);
+    assert!(rib.take_export(BRAVO, 10).is_none());
+    rib.refresh(BRAVO, Family::Ipv4);
+    assert_eq!(drain(&mut rib, BRAVO).prefix_count(), 2);
+    assert_eq!(rib.counts(BRAVO, Family::Ipv4).advertised, 2);
+}
+
+#[test]
+fn routes_with_identical_attributes_are_grouped_for_packing() {
+    let mut rib = three_members();
+    let prefixes: Vec<String> = (0..50).map(|i| format!("198.18.{}.0/24", 128 + i)).collect();
+    let refs: Vec<&str> = prefixes.iter().map(String::as_str).collect();
+    rib.update(ALPHA, announce(attributes(&[64511], 11, None), &refs));
+    let export = rib.take_export(BRAVO, 1000).expect("pending");
+    assert_eq!(export.announce.len(), 1);
+    assert_eq!(export.announce[0].1.len(), 50);
+    assert_eq!(rib.totals().attribute_sets, 1);
+}
+
+#[test]
+fn a_member_with_two_sessions_never_gets_its_own_routes_back() {
+    let mut rib = three_members();
+    let mut v6 = info(0, 11);
+    v6.families = vec![Family::Ipv6];
+    v6.address = "fd00:198:18::11".parse().expect("address");
+    rib.peer_up(ALPHA_V6, v6);
+    let mut own = attributes(&[64511], 11, None);
+    own.next_hop = "fd00:198:18::11".parse().expect("address");
+    rib.update(ALPHA_V6, announce(own, &["fd00:1:11::/48"]));
+    assert!(drain(&mut rib, ALPHA).is_empty(), "v4 session of the same member");
+    assert!(drain(&mut rib, BRAVO).is_empty(), "bravo has no IPv6 session");
+}
+
+#[test]
+fn prefixes_of_a_family_not_negotiated_are_ignored() {
+    let mut rib = three_members();
+    let ignored = rib.update(ALPHA, announce(attributes(&[64511], 11, None), &["fd00:1::/48"]));
+    assert_eq!(ignored, 1);
+    assert_eq!(rib.totals().paths, 0);
+}
+
+#[test]
+fn longest_match_finds_the_most_specific_prefix() {
+    let mut rib = three_members();
+    rib.update(
+        ALPHA,
+        announce(attributes(&[64511], 11, None), &["198.18.128.0/17", "198.18.130.0/24"]),
+    );
+    let address = IpAddr::V4(Ipv4Addr::new(198, 18, 130, 7));
+    assert_eq!(rib.longest_match(address), Some(prefix("198.18.130.0/24")));
+    let other = IpAddr::V4(Ipv4Addr::new(198, 18, 131, 7));
+    assert_eq!(rib.longest_match(other), Some(prefix("198.18.128.0/17")));
+    assert_eq!(rib.longest_match(IpAddr::V4(Ipv4Addr::new(198, 19, 0, 1))), None);
+}
+
+#[test]
+fn a_changed_announcement_replaces_the_old_path() {
+    let mut rib = three_members();
+    rib.update(ALPHA, announce(attributes(&[64511], 11, Some(1)), &["198.18.128.0/24"]));
+    drain(&mut rib, BRAVO);
+    rib.update(ALPHA, announce(attributes(&[64511], 11, Some(2)), &["198.18.128.0/24"]));
+    let export = drain(&mut rib, BRAVO);
+    assert_eq!(export.announce[0].0.med, Some(2));
+    assert_eq!(rib.totals().paths, 1);
+    assert_eq!(rib.counts(ALPHA, Family::Ipv4).received, 1);
+    assert_eq!(rib.totals().attribute_sets, 1);
+}
