@@ -1,1 +1,26 @@
-//! Helpers for vixp system tests.
+//! Helpers for vixp system tests: network namespaces, daemons (BIRD, GoBGP, our binaries) and
+//! the parsing of their command-line views. Owns test scaffolding only; must not send traffic
+//! anywhere but loopback or the namespaces it creates, and must not touch system-wide daemons.
+
+pub mod bird;
+pub mod command;
+pub mod daemon;
+pub mod error;
+pub mod exchange;
+pub mod gobgp;
+pub mod netns;
+pub mod route;
+pub mod temp;
+pub mod wait;
+pub mod workspace;
+
+pub use bird::{Bird, BirdConfig, BirdProtocol};
+pub use daemon::Daemon;
+pub use error::Error;
+pub use exchange::{Exchange, MemberKind, MemberSpec, RouteServerKind};
+pub use gobgp::{Gobgp, GobgpConfig, GobgpNeighbor};
+pub use netns::{Host, Lan, Netns};
+pub use route::{Announcement, Route};
+pub use temp::TempDir;
+pub use wait::{try_wait_until, wait_until};
+pub use workspace::{binary_path, workspace_root};
