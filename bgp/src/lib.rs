@@ -2,9 +2,14 @@
 //! RFC 4271 session. Owns no sockets, tasks or clocks: callers pass bytes and `now` in and take
 //! bytes, events and deadlines out.
 
+pub mod session;
 pub mod types;
 pub mod wire;
 
+pub use session::{
+    Counters, Direction, DownReason, Event, Negotiated, Session, SessionConfig, State,
+    collision_keeps_incoming,
+};
 pub use types::*;
 pub use wire::{
     Announcement, CeaseSubcode, DecodeContext, DecodeError, EncodeContext, Notification, Update,
