@@ -100,6 +100,15 @@ pub enum ProblemKind {
         /// The YAML parser's description.
         message: String,
     },
+    /// A map where a list or a single value belongs, or the reverse.
+    Shape {
+        /// What belongs here.
+        expected: String,
+        /// What was found.
+        found: String,
+    },
+    /// The same key twice in one map (YAML 1.2 section 3.2.1.1 requires unique keys).
+    DuplicateKey,
     /// The input trips a limit that protects against hostile files (alias bombs, deep nesting).
     Limit {
         /// The parser's description of the limit.
@@ -233,6 +242,11 @@ impl fmt::Display for ProblemKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Syntax { message } => write!(f, "{message}; fix the YAML syntax"),
+            Self::Shape { expected, found } => write!(
+                f,
+                "expected {expected}, found {found}; see docs/fabric-reference.md for the layout"
+            ),
+            Self::DuplicateKey => f.write_str("given twice in one map; keep one"),
             Self::Limit { message } => {
                 write!(
                     f,

@@ -71,20 +71,39 @@ fn describe_breach(breach: &BudgetBreach) -> String {
     }
 }
 
-/// Scans the raw YAML events against the budget before deserializing, so that a bomb is
-/// refused wherever it sits in the file, even under a key the schema would refuse anyway.
-fn budget_problem(text: &str, source: &Path) -> Option<Problem> {
-    // A syntax error here is reported with its line by the full parse that follows.
-    let report = check_yaml_budget(text, yaml_budget(), EnforcingPolicy::AllContent).ok()?;
-    let breach = report.breached?;
+/// Scans the raw YAML events before deserializing: a syntax error is reported with its line
+/// whatever the schema expects there, and an alias bomb is refused wherever it sits in the
+/// file, before any alias is expanded.
+fn prescan(text: &str, source: &Path) -> Option<Problem> {
+    let (line, kind) = match check_yaml_budget(text, yaml_budget(), EnforcingPolicy::AllContent) {
+        Ok(report) => (
+            0,
+            ProblemKind::Limit {
+                message: describe_breach(&report.breached?),
+            },
+        ),
+        Err(error) => (
+            u64::try_from(error.marker().line()).unwrap_or(u64::MAX),
+            ProblemKind::Syntax {
+                message: error.info().to_owned(),
+            },
+        ),
+    };
     Some(Problem {
         file: source.to_path_buf(),
-        line: 0,
+        line,
         path: String::new(),
-        kind: ProblemKind::Limit {
-            message: describe_breach(&breach),
-        },
+        kind,
     })
+}
+
+/// A YAML node kind as an operator calls it.
+fn node_word(parser_word: &str) -> &str {
+    match parser_word {
+        "mapping start" | "map" | "mapping" => "a map of fields",
+        "sequence start" | "sequence" | "seq" => "a list",
+        other => other,
+    }
 }
 
 impl Fabric {
@@ -131,7 +150,7 @@ impl Fabric {
                 limit: MAX_FABRIC_FILE_BYTES,
             });
         }
-        if let Some(problem) = budget_problem(text, source) {
+        if let Some(problem) = prescan(text, source) {
             return Err(FabricError::Invalid {
                 problems: vec![problem],
             });
@@ -152,7 +171,7 @@ impl Fabric {
         let raw = match parsed {
             Ok(raw) => raw,
             Err(error) => {
-                let problem = yaml_problem(&error, error_path.as_ref(), source);
+                let problem = yaml_problem(text, &error, error_path.as_ref(), source);
                 return Err(FabricError::Invalid {
                     problems: vec![problem],
                 });
@@ -190,6 +209,7 @@ fn field_path(path: &serde_path_to_error::Path, unknown_field: Option<&str>) -> 
 /// One problem from a YAML error: syntax, shape (unknown key, map where a list belongs) or a
 /// limit against hostile input.
 fn yaml_problem(
+    text: &str,
     error: &YamlError,
     path: Option<&serde_path_to_error::Path>,
     source: &Path,
@@ -200,7 +220,7 @@ fn yaml_problem(
         YamlError::SerdeUnknownField { field, .. } => Some(field.as_str()),
         _ => None,
     };
-    let path = path.map_or_else(String::new, |path| field_path(path, unknown_field));
+    let mut path = path.map_or_else(String::new, |path| field_path(path, unknown_field));
     let kind = match error {
         YamlError::SerdeUnknownField { expected, .. } => ProblemKind::UnknownField {
             valid: expected.clone(),
@@ -209,9 +229,23 @@ fn yaml_problem(
             unexpected,
             expected,
             ..
-        } => ProblemKind::Syntax {
-            message: format!("expected {expected}, found {unexpected}"),
+        } => ProblemKind::Shape {
+            expected: expected.clone(),
+            found: node_word(unexpected).to_owned(),
         },
+        YamlError::Unexpected { expected, location } => ProblemKind::Shape {
+            expected: node_word(expected).to_owned(),
+            found: node_at(text, location.line(), location.column()).to_owned(),
+        },
+        YamlError::DuplicateMappingKey { key, .. } => {
+            if let Some(key) = key {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+            }
+            ProblemKind::DuplicateKey
+        }
         YamlError::Budget { breach, .. } => ProblemKind::Limit {
             message: describe_breach(breach),
         },
@@ -229,6 +263,28 @@ fn yaml_problem(
         line,
         path,
         kind,
+    }
+}
+
+/// What kind of node starts at a 1-based line and column, judged from its first characters;
+/// the parser says what it expected but not what it found.
+fn node_at(text: &str, line: u64, column: u64) -> &'static str {
+    let line_text = usize::try_from(line.saturating_sub(1))
+        .ok()
+        .and_then(|index| text.lines().nth(index))
+        .unwrap_or_default();
+    let start = usize::try_from(column.saturating_sub(1)).unwrap_or(usize::MAX);
+    let rest = line_text
+        .char_indices()
+        .nth(start)
+        .map_or("", |(offset, _)| &line_text[offset..])
+        .trim_start();
+    if rest.starts_with('[') || rest.starts_with("- ") || rest == "-" {
+        "a list"
+    } else if rest.starts_with('{') || rest.contains(": ") || rest.ends_with(':') {
+        "a map"
+    } else {
+        "a single value"
     }
 }
 
@@ -283,11 +339,24 @@ mod tests {
     #[test]
     fn a_map_where_a_list_belongs_is_a_shape_error() {
         let found = messages("version: 1\nmembers:\n  alpha: 1\n");
-        assert_eq!(found.len(), 1);
-        assert!(
-            found[0].starts_with("f.yaml:3: members: expected sequence start"),
-            "{found:?}"
+        assert_eq!(
+            found,
+            [
+                "f.yaml:3: members: expected a list, found a map; see docs/fabric-reference.md for \
+              the layout"
+            ]
         );
+    }
+
+    #[test]
+    fn node_kinds_are_named_from_the_text() {
+        let text = "a: [1]\nb:\n  - 1\nc: {x: 1}\nd:\n  x: 1\ne: 5\n";
+        assert_eq!(node_at(text, 1, 4), "a list");
+        assert_eq!(node_at(text, 3, 3), "a list");
+        assert_eq!(node_at(text, 4, 4), "a map");
+        assert_eq!(node_at(text, 6, 3), "a map");
+        assert_eq!(node_at(text, 7, 4), "a single value");
+        assert_eq!(node_at(text, 99, 1), "a single value");
     }
 
     #[test]

@@ -200,7 +200,7 @@ pub(crate) fn public_key(scalar: &Scalar) -> Result<PublicKey, ProblemKind> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(value)
         .map_err(|error| ProblemKind::InvalidKey {
-            reason: format!("{value:?} is not valid base64 ({error})"),
+            reason: format!("{value:?} is not valid base64 ({})", base64_problem(&error)),
         })?;
     let key: [u8; 32] = bytes
         .as_slice()
@@ -209,6 +209,30 @@ pub(crate) fn public_key(scalar: &Scalar) -> Result<PublicKey, ProblemKind> {
             reason: format!("{value:?} decodes to {} bytes, not 32", bytes.len()),
         })?;
     Ok(PublicKey(key))
+}
+
+/// A base64 decoding error in words.
+fn base64_problem(error: &base64::DecodeError) -> String {
+    match error {
+        base64::DecodeError::InvalidByte(offset, byte) => {
+            format!(
+                "character {:?} at position {}",
+                char::from(*byte),
+                offset + 1
+            )
+        }
+        base64::DecodeError::InvalidLength(length) => {
+            format!("{length} characters is not a whole number of base64 groups")
+        }
+        base64::DecodeError::InvalidLastSymbol(offset, byte) => {
+            format!(
+                "last character {:?} at position {}",
+                char::from(*byte),
+                offset + 1
+            )
+        }
+        base64::DecodeError::InvalidPadding => "wrong padding".to_owned(),
+    }
 }
 
 /// An underlay endpoint: `IP:port`, `[IPv6]:port` or `host.name:port`, port not 0.
