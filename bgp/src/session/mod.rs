@@ -93,6 +93,8 @@ pub struct Negotiated {
     pub extended_messages: bool,
     /// 65535 with extended messages, else 4096.
     pub max_message_len: u16,
+    /// The peer is in another AS (eBGP): no LOCAL_PREF is sent, RFC 7606 external rules apply.
+    pub external: bool,
 }
 
 impl Negotiated {
@@ -101,7 +103,7 @@ impl Negotiated {
         EncodeContext {
             four_octet_as: self.four_octet_as,
             max_message_len: self.max_message_len,
-            external: true,
+            external: self.external,
         }
     }
 
@@ -439,6 +441,7 @@ impl Session {
             } else {
                 MAX_MESSAGE_LEN
             },
+            external: self.decode_context.external,
         };
         self.decode_context.four_octet_as = negotiated.four_octet_as;
         self.decode_context.max_message_len = negotiated.max_message_len;

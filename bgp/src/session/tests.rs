@@ -220,6 +220,7 @@ fn established_after_open_and_keepalive_exchange() {
     assert!(negotiated.four_octet_as && negotiated.route_refresh && negotiated.extended_messages);
     assert_eq!(negotiated.families, vec![Family::Ipv4, Family::Ipv6]);
     assert_eq!(negotiated.max_message_len, 65535);
+    assert!(negotiated.external && negotiated.encode_context().external);
     assert_eq!(pair.a.peer_id(), Some(Ipv4Addr::new(198, 18, 0, 2)));
     assert_eq!(pair.a.counters().sent.open, 1);
     assert_eq!(pair.a.counters().received.keepalive, 1);
@@ -235,6 +236,31 @@ fn stream_delivered_one_byte_at_a_time_still_establishes() {
         peer.send(&[byte]);
     }
     assert_eq!(peer.session.state(), State::Established);
+}
+
+#[test]
+fn internal_peer_gets_an_internal_encode_context() {
+    let mut pair = Pair::new(
+        config(SPEAKER_A, [198, 18, 0, 1], SPEAKER_A),
+        config(SPEAKER_A, [198, 18, 0, 2], SPEAKER_A),
+    );
+    pair.shuttle();
+    assert_eq!(pair.a.state(), State::Established);
+    assert_eq!(
+        pair.a.negotiated().map(|n| n.encode_context().external),
+        Some(false)
+    );
+}
+
+#[test]
+fn internal_peer_with_our_identifier_gets_notification_2_3() {
+    let mut pair = Pair::new(
+        config(SPEAKER_A, [198, 18, 0, 1], SPEAKER_A),
+        config(SPEAKER_A, [198, 18, 0, 1], SPEAKER_A),
+    );
+    pair.shuttle();
+    assert_eq!(pair.a.state(), State::Idle);
+    assert_eq!(pair.a.counters().notifications_sent.get(&(2, 3)), Some(&1));
 }
 
 #[test]
