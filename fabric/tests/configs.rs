@@ -116,3 +116,24 @@ fn load_reports_the_path_in_every_message() {
         "{error}"
     );
 }
+
+#[test]
+fn every_truncation_of_the_demo_fabric_gives_a_result_or_messages() {
+    let text = fs::read_to_string(configs().join("fabric.yaml")).expect("demo fabric");
+    let cuts: Vec<usize> = (0..=text.len())
+        .filter(|&cut| text.is_char_boundary(cut))
+        .collect();
+    for cut in cuts {
+        match Fabric::parse(&text[..cut], Path::new("cut.yaml")) {
+            Ok(fabric) => assert!(!fabric.route_servers.is_empty()),
+            Err(error) => {
+                let message = error.to_string();
+                assert!(!message.is_empty(), "empty error at byte {cut}");
+                assert!(
+                    message.lines().all(|line| line.starts_with("cut.yaml")),
+                    "byte {cut}: {message}"
+                );
+            }
+        }
+    }
+}

@@ -504,6 +504,18 @@ mod tests {
     }
 
     #[test]
+    fn null_counts_as_absent() {
+        let text = header("198.18.0.0/24", "fd00::/64").replace("    asn: 64500\n", "    asn: ~\n");
+        assert_eq!(
+            messages(&text),
+            [
+                "f.yaml:8: route_servers[0].asn: required but missing; give the route server's ASN, \
+              e.g. asn: 64500"
+            ]
+        );
+    }
+
+    #[test]
     fn exchange_fields_are_checked() {
         let text = header("198.18.0.0/24", "fd00::/64").replace(
             "  name: X\n",
