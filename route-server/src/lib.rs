@@ -1,5 +1,10 @@
 //! The vixp route server: a transparent RFC 7947 route server. The RIB and export decisions are
-//! sans-IO (`rib`); metrics are exported by `metrics`.
+//! sans-IO (`rib`); `driver` is the only module with sockets, tasks and clocks; `http` serves
+//! the API and metrics; `cli` is the command line.
 
+pub mod cli;
+pub mod client;
+pub mod driver;
+pub mod http;
 pub mod metrics;
 pub mod rib;

@@ -263,7 +263,9 @@ mod tests {
         let text = metrics.render();
         assert!(text.contains("# TYPE route_server_connections_refused_total counter"));
         assert!(text.contains("# HELP route_server_connections_refused_total "));
-        assert!(text.contains("route_server_connections_refused_total{reason=\"unknown_address\"} 1"));
+        assert!(
+            text.contains("route_server_connections_refused_total{reason=\"unknown_address\"} 1")
+        );
         assert!(text.contains("# TYPE route_server_rib_paths gauge"));
         assert!(!text.contains("# EOF"));
     }

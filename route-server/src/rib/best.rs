@@ -77,14 +77,20 @@ mod tests {
     fn lower_origin_wins_on_equal_length() {
         let igp = path(&[64501], Origin::Igp, None);
         let incomplete = path(&[64502], Origin::Incomplete, None);
-        assert_eq!(compare(&incomplete, source(1), &igp, source(2)), Ordering::Greater);
+        assert_eq!(
+            compare(&incomplete, source(1), &igp, source(2)),
+            Ordering::Greater
+        );
     }
 
     #[test]
     fn med_compared_only_within_one_neighbor_as() {
         let low = path(&[64501, 1], Origin::Igp, Some(10));
         let high = path(&[64501, 2], Origin::Igp, Some(20));
-        assert_eq!(compare(&high, source(1), &low, source(2)), Ordering::Greater);
+        assert_eq!(
+            compare(&high, source(1), &low, source(2)),
+            Ordering::Greater
+        );
         // From another neighbouring AS, MED 0 does not beat MED 10: the ASN decides.
         let other = path(&[64502, 1], Origin::Igp, Some(0));
         assert_eq!(compare(&low, source(3), &other, source(1)), Ordering::Less);

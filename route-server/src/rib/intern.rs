@@ -35,7 +35,8 @@ impl Interner {
     /// Drops every set no route or in-flight export holds any more. Needed because an export
     /// on its way to a client may still hold a set when its last route goes.
     pub fn sweep(&mut self) {
-        self.sets.retain(|attributes| Arc::strong_count(attributes) > 1);
+        self.sets
+            .retain(|attributes| Arc::strong_count(attributes) > 1);
     }
 
     /// Number of distinct attribute sets stored.

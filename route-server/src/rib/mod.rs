@@ -121,9 +121,9 @@ pub struct RibTotals {
     pub attribute_sets: usize,
 }
 
-/// Identity of a client's current choice for a prefix: which path (by neighbor and attribute
-/// allocation). Two choices are the same export when these are equal.
-type Choice = Option<(PeerId, *const Attributes)>;
+/// Identity of a client's current choice for a prefix: which path (by neighbor and the address
+/// of its shared attribute set). Two choices are the same export when these are equal.
+type Choice = Option<(PeerId, usize)>;
 
 /// The route server RIB. See the module documentation.
 #[derive(Debug, Default)]
@@ -134,6 +134,12 @@ pub struct Rib {
     paths: usize,
     /// Reused between updates: the clients and their choices before a change.
     scratch: Vec<(PeerId, Choice)>,
+}
+
+/// The identity of a shared attribute set: the address of its allocation, which is unique
+/// while the set is alive (the interner keeps equal sets in one allocation).
+fn attributes_identity(attributes: &Arc<Attributes>) -> usize {
+    Arc::as_ptr(attributes) as usize
 }
 
 fn family_index(family: Family) -> usize {
@@ -250,7 +256,7 @@ impl Rib {
         let start = state.dirty.len() - count;
         let batch: Vec<Prefix> = state.dirty.drain(start..).collect();
         let mut export = Export::default();
-        let mut groups: HashMap<(*const Attributes, Family), usize> = HashMap::new();
+        let mut groups: HashMap<(usize, Family), usize> = HashMap::new();
         for prefix in batch {
             let chosen = self
                 .table
@@ -258,7 +264,7 @@ impl Rib {
                 .and_then(|paths| self.choose_for_member(paths, member));
             match chosen {
                 Some(path) => {
-                    let key = (Arc::as_ptr(&path.attributes), Family::of(&prefix));
+                    let key = (attributes_identity(&path.attributes), Family::of(&prefix));
                     let index = *groups.entry(key).or_insert_with(|| {
                         export
                             .announce
@@ -326,7 +332,7 @@ impl Rib {
                     })
             })
             .collect();
-        routes.sort_by(|a, b| a.prefix.cmp(&b.prefix));
+        routes.sort_by_key(|route| route.prefix);
         routes
     }
 
@@ -379,7 +385,7 @@ impl Rib {
         self.table
             .get(prefix)
             .and_then(|paths| self.choose_for_member(paths, client.info.member))
-            .map(|path| (path.peer, Arc::as_ptr(&path.attributes)))
+            .map(|path| (path.peer, attributes_identity(&path.attributes)))
     }
 
     fn source(&self, peer: PeerId) -> Source {

@@ -125,15 +125,27 @@ fn the_originator_of_the_best_route_gets_the_second_best() {
     let to_charlie = drain(&mut rib, CHARLIE);
     let bravo_hop = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 12));
     let charlie_hop = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 13));
-    assert_eq!(announced_next_hops(&to_alpha, "198.18.200.0/24").last(), Some(&bravo_hop));
-    assert_eq!(announced_next_hops(&to_bravo, "198.18.200.0/24"), vec![charlie_hop]);
-    assert_eq!(announced_next_hops(&to_charlie, "198.18.200.0/24"), vec![bravo_hop]);
+    assert_eq!(
+        announced_next_hops(&to_alpha, "198.18.200.0/24").last(),
+        Some(&bravo_hop)
+    );
+    assert_eq!(
+        announced_next_hops(&to_bravo, "198.18.200.0/24"),
+        vec![charlie_hop]
+    );
+    assert_eq!(
+        announced_next_hops(&to_charlie, "198.18.200.0/24"),
+        vec![bravo_hop]
+    );
 }
 
 #[test]
 fn a_withdrawal_falls_back_to_the_next_path_or_withdraws() {
     let mut rib = three_members();
-    rib.update(BRAVO, announce(attributes(&[64502], 12, None), &["198.18.200.0/24"]));
+    rib.update(
+        BRAVO,
+        announce(attributes(&[64502], 12, None), &["198.18.200.0/24"]),
+    );
     rib.update(
         CHARLIE,
         announce(attributes(&[64503, 1], 13, None), &["198.18.200.0/24"]),
@@ -156,12 +168,19 @@ fn a_withdrawal_falls_back_to_the_next_path_or_withdraws() {
     );
 
     rib.update(CHARLIE, withdraw(&["198.18.200.0/24"]));
-    assert_eq!(drain(&mut rib, ALPHA).withdraw, vec![prefix("198.18.200.0/24")]);
+    assert_eq!(
+        drain(&mut rib, ALPHA).withdraw,
+        vec![prefix("198.18.200.0/24")]
+    );
     drop((to_alpha, to_charlie));
     rib.collect_garbage();
     assert_eq!(rib.totals().paths, 0);
     assert_eq!(rib.totals().prefixes, 0);
-    assert_eq!(rib.totals().attribute_sets, 0, "released attribute sets are freed");
+    assert_eq!(
+        rib.totals().attribute_sets,
+        0,
+        "released attribute sets are freed"
+    );
 }
 
 #[test]
@@ -169,13 +188,19 @@ fn a_session_that_drops_withdraws_all_its_routes_from_the_others() {
     let mut rib = three_members();
     rib.update(
         ALPHA,
-        announce(attributes(&[64511], 11, None), &["198.18.128.0/24", "198.18.129.0/24"]),
+        announce(
+            attributes(&[64511], 11, None),
+            &["198.18.128.0/24", "198.18.129.0/24"],
+        ),
     );
     drain(&mut rib, BRAVO);
     rib.peer_down(ALPHA);
     let mut withdrawn = drain(&mut rib, BRAVO).withdraw;
     withdrawn.sort();
-    assert_eq!(withdrawn, vec![prefix("198.18.128.0/24"), prefix("198.18.129.0/24")]);
+    assert_eq!(
+        withdrawn,
+        vec![prefix("198.18.128.0/24"), prefix("198.18.129.0/24")]
+    );
     assert_eq!(rib.totals().paths, 0);
 }
 
@@ -185,7 +210,10 @@ fn a_new_client_gets_the_full_table_and_refresh_sends_it_again() {
     rib.peer_up(ALPHA, info(0, 11));
     rib.update(
         ALPHA,
-        announce(attributes(&[64511], 11, None), &["198.18.128.0/24", "198.18.129.0/24"]),
+        announce(
+            attributes(&[64511], 11, None),
+            &["198.18.128.0/24", "198.18.129.0/24"],
+        ),
     );
     rib.peer_up(BRAVO, info(1, 12));
     assert_eq!(drain(&mut rib, BRAVO).prefix_count(), 2);
@@ -198,7 +226,9 @@ fn a_new_client_gets_the_full_table_and_refresh_sends_it_again() {
 #[test]
 fn routes_with_identical_attributes_are_grouped_for_packing() {
     let mut rib = three_members();
-    let prefixes: Vec<String> = (0..50).map(|i| format!("198.18.{}.0/24", 128 + i)).collect();
+    let prefixes: Vec<String> = (0..50)
+        .map(|i| format!("198.18.{}.0/24", 128 + i))
+        .collect();
     let refs: Vec<&str> = prefixes.iter().map(String::as_str).collect();
     rib.update(ALPHA, announce(attributes(&[64511], 11, None), &refs));
     let export = rib.take_export(BRAVO, 1000).expect("pending");
@@ -217,14 +247,23 @@ fn a_member_with_two_sessions_never_gets_its_own_routes_back() {
     let mut own = attributes(&[64511], 11, None);
     own.next_hop = "fd00:198:18::11".parse().expect("address");
     rib.update(ALPHA_V6, announce(own, &["fd00:1:11::/48"]));
-    assert!(drain(&mut rib, ALPHA).is_empty(), "v4 session of the same member");
-    assert!(drain(&mut rib, BRAVO).is_empty(), "bravo has no IPv6 session");
+    assert!(
+        drain(&mut rib, ALPHA).is_empty(),
+        "v4 session of the same member"
+    );
+    assert!(
+        drain(&mut rib, BRAVO).is_empty(),
+        "bravo has no IPv6 session"
+    );
 }
 
 #[test]
 fn prefixes_of_a_family_not_negotiated_are_ignored() {
     let mut rib = three_members();
-    let ignored = rib.update(ALPHA, announce(attributes(&[64511], 11, None), &["fd00:1::/48"]));
+    let ignored = rib.update(
+        ALPHA,
+        announce(attributes(&[64511], 11, None), &["fd00:1::/48"]),
+    );
     assert_eq!(ignored, 1);
     assert_eq!(rib.totals().paths, 0);
 }
@@ -234,21 +273,33 @@ fn longest_match_finds_the_most_specific_prefix() {
     let mut rib = three_members();
     rib.update(
         ALPHA,
-        announce(attributes(&[64511], 11, None), &["198.18.128.0/17", "198.18.130.0/24"]),
+        announce(
+            attributes(&[64511], 11, None),
+            &["198.18.128.0/17", "198.18.130.0/24"],
+        ),
     );
     let address = IpAddr::V4(Ipv4Addr::new(198, 18, 130, 7));
     assert_eq!(rib.longest_match(address), Some(prefix("198.18.130.0/24")));
     let other = IpAddr::V4(Ipv4Addr::new(198, 18, 131, 7));
     assert_eq!(rib.longest_match(other), Some(prefix("198.18.128.0/17")));
-    assert_eq!(rib.longest_match(IpAddr::V4(Ipv4Addr::new(198, 19, 0, 1))), None);
+    assert_eq!(
+        rib.longest_match(IpAddr::V4(Ipv4Addr::new(198, 19, 0, 1))),
+        None
+    );
 }
 
 #[test]
 fn a_changed_announcement_replaces_the_old_path() {
     let mut rib = three_members();
-    rib.update(ALPHA, announce(attributes(&[64511], 11, Some(1)), &["198.18.128.0/24"]));
+    rib.update(
+        ALPHA,
+        announce(attributes(&[64511], 11, Some(1)), &["198.18.128.0/24"]),
+    );
     drain(&mut rib, BRAVO);
-    rib.update(ALPHA, announce(attributes(&[64511], 11, Some(2)), &["198.18.128.0/24"]));
+    rib.update(
+        ALPHA,
+        announce(attributes(&[64511], 11, Some(2)), &["198.18.128.0/24"]),
+    );
     let export = drain(&mut rib, BRAVO);
     assert_eq!(export.announce[0].0.med, Some(2));
     assert_eq!(rib.totals().paths, 1);

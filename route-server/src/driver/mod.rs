@@ -1,0 +1,262 @@
+//! The route server's async driver: the only module with sockets, tasks and clocks. It feeds
+//! bytes and time into the sans-IO cores (`vixp_bgp::Session`, [`crate::rib::Rib`]) and carries
+//! out what they hand back. It must not make routing decisions.
+//!
+//! ```text
+//!  listener (per address) --TcpStream--> neighbor task (per member and family)
+//!                                            |  owns 1-2 Sessions (collision), timers,
+//!                                            |  active connects; per connection:
+//!                                            |  reader task --bytes--> | --bytes--> writer task
+//!                                            v
+//!                     RibEvent (bounded: backpressure on fast senders)
+//!                                            v
+//!                 rib task (owns the Rib) --Export (bounded, 2 per client)--> neighbor task
+//!                         ^   \--wakeup (Notify) <-- neighbor took an export
+//!                         |
+//!  http task (API, /metrics) --RibQuery + oneshot reply
+//! ```
+
+mod listener;
+mod neighbor;
+mod rib_task;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use anyhow::Context as _;
+use tokio::sync::{Notify, mpsc, watch};
+use tracing::info;
+use vixp_bgp::Family;
+use vixp_fabric::{Fabric, RouteServer};
+
+use crate::metrics::Metrics;
+use crate::rib::PeerId;
+
+pub use rib_task::{RibQuery, RibReply};
+
+/// Static description of one neighbor session slot: a member over one transport family.
+#[derive(Debug, Clone)]
+pub struct NeighborConfig {
+    /// Slot identifier, also the index into the status table.
+    pub id: PeerId,
+    /// Index of the member in the fabric.
+    pub member: usize,
+    /// Member name.
+    pub name: String,
+    /// Member description.
+    pub description: Option<String>,
+    /// Member ASN.
+    pub asn: u32,
+    /// The session's family (also the transport family).
+    pub family: Family,
+    /// The member's LAN address of that family.
+    pub address: IpAddr,
+    /// The route server's LAN address of that family (source of active connections).
+    pub local_address: Option<IpAddr>,
+}
+
+/// Live status of one neighbor, shared with the HTTP API.
+#[derive(Debug, Clone)]
+pub struct NeighborStatus {
+    /// The neighbor's configuration.
+    pub config: NeighborConfig,
+    /// RFC 4271 FSM state name of the best connection (`Idle` when there is none).
+    pub state: &'static str,
+    /// When the session became established, if it is.
+    pub established_since: Option<SystemTime>,
+    /// The neighbor's BGP identifier, once known.
+    pub router_id: Option<std::net::Ipv4Addr>,
+    /// Why the session last went down.
+    pub last_error: Option<String>,
+}
+
+/// Status of every neighbor, indexed by `PeerId`.
+pub type StatusTable = Arc<Mutex<Vec<NeighborStatus>>>;
+
+/// Handles the HTTP API needs from the running route server.
+#[derive(Clone)]
+pub struct Handles {
+    /// Neighbor status.
+    pub status: StatusTable,
+    /// Queries to the RIB task.
+    pub queries: mpsc::Sender<(RibQuery, tokio::sync::oneshot::Sender<RibReply>)>,
+    /// Metrics registry.
+    pub metrics: Arc<Metrics>,
+    /// The fabric in force.
+    pub fabric: Arc<Fabric>,
+    /// Name of this route server.
+    pub route_server: String,
+    /// When the route server started.
+    pub started: SystemTime,
+}
+
+/// The neighbor slots of a fabric for one route server: one per member and family where both
+/// the member and the route server have a LAN address.
+pub fn neighbors(fabric: &Fabric, route_server: &RouteServer) -> Vec<NeighborConfig> {
+    let mut neighbors = Vec::new();
+    for (index, member) in fabric.members.iter().enumerate() {
+        let pairs = [
+            (
+                Family::Ipv4,
+                member.ipv4.map(IpAddr::V4),
+                route_server.ipv4.map(IpAddr::V4),
+            ),
+            (
+                Family::Ipv6,
+                member.ipv6.map(IpAddr::V6),
+                route_server.ipv6.map(IpAddr::V6),
+            ),
+        ];
+        for (family, address, local_address) in pairs {
+            let Some(address) = address else { continue };
+            if local_address.is_none() && route_server.bgp.listen.is_empty() {
+                continue;
+            }
+            neighbors.push(NeighborConfig {
+                id: PeerId(u32::try_from(neighbors.len()).unwrap_or(u32::MAX)),
+                member: index,
+                name: member.name.clone(),
+                description: member.description.clone(),
+                asn: member.asn.0,
+                family,
+                address,
+                local_address,
+            });
+        }
+    }
+    neighbors
+}
+
+/// Runs the route server until `shutdown` becomes true; then ends every session with a Cease
+/// NOTIFICATION (Administrative Shutdown) and returns.
+pub async fn run(
+    fabric: Fabric,
+    route_server_name: &str,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let route_server = fabric
+        .route_server(Some(route_server_name))
+        .cloned()
+        .with_context(|| format!("no route server named {route_server_name} in the fabric"))?;
+    let fabric = Arc::new(fabric);
+    let metrics = Arc::new(Metrics::new());
+    let neighbor_configs = neighbors(&fabric, &route_server);
+    let status: StatusTable = Arc::new(Mutex::new(
+        neighbor_configs
+            .iter()
+            .map(|config| NeighborStatus {
+                config: config.clone(),
+                state: "Idle",
+                established_since: None,
+                router_id: None,
+                last_error: None,
+            })
+            .collect(),
+    ));
+
+    let listen: Vec<IpAddr> = if route_server.bgp.listen.is_empty() {
+        route_server
+            .ipv4
+            .map(IpAddr::V4)
+            .into_iter()
+            .chain(route_server.ipv6.map(IpAddr::V6))
+            .collect()
+    } else {
+        route_server.bgp.listen.clone()
+    };
+    let mut listeners = Vec::new();
+    for address in listen {
+        let socket = SocketAddr::new(address, route_server.bgp.port);
+        let listener =
+            listener::bind(socket).with_context(|| format!("cannot listen for BGP on {socket}"))?;
+        info!(%socket, "listening for BGP");
+        listeners.push(listener);
+    }
+    let http_listener = tokio::net::TcpListener::bind(route_server.http_listen)
+        .await
+        .with_context(|| format!("cannot listen for HTTP on {}", route_server.http_listen))?;
+    info!(address = %route_server.http_listen, "HTTP API and /metrics listening");
+
+    let (rib_events, rib_receiver) = mpsc::channel(rib_task::EVENT_QUEUE);
+    let (query_sender, query_receiver) = mpsc::channel(16);
+    let wakeup = Arc::new(Notify::new());
+    let mut export_senders = Vec::new();
+    let mut incoming_senders = Vec::new();
+    let mut tasks = tokio::task::JoinSet::new();
+
+    for config in &neighbor_configs {
+        let (export_sender, export_receiver) = mpsc::channel(rib_task::EXPORTS_IN_FLIGHT);
+        let (incoming_sender, incoming_receiver) = mpsc::channel(4);
+        export_senders.push(export_sender);
+        incoming_senders.push(incoming_sender);
+        let task = neighbor::NeighborTask::new(
+            config.clone(),
+            &route_server,
+            neighbor::Channels {
+                rib: rib_events.clone(),
+                exports: export_receiver,
+                incoming: incoming_receiver,
+                wakeup: Arc::clone(&wakeup),
+                shutdown: shutdown.clone(),
+            },
+            Arc::clone(&status),
+            Arc::clone(&metrics),
+        );
+        tasks.spawn(task.run());
+    }
+    drop(rib_events);
+
+    let neighbor_addresses = neighbor_configs
+        .iter()
+        .map(|config| (config.address, config.id))
+        .collect::<std::collections::HashMap<_, _>>();
+    let neighbor_addresses = Arc::new(neighbor_addresses);
+    for listener in listeners {
+        tasks.spawn(listener::accept_loop(
+            listener,
+            Arc::clone(&neighbor_addresses),
+            incoming_senders.clone(),
+            Arc::clone(&metrics),
+            shutdown.clone(),
+        ));
+    }
+    drop(incoming_senders);
+
+    let rib = rib_task::RibTask::new(
+        neighbor_configs.clone(),
+        export_senders,
+        Arc::clone(&wakeup),
+        Arc::clone(&metrics),
+    );
+    let rib_handle = tokio::spawn(rib.run(rib_receiver, query_receiver));
+
+    let handles = Handles {
+        status,
+        queries: query_sender,
+        metrics,
+        fabric,
+        route_server: route_server.name.clone(),
+        started: SystemTime::now(),
+    };
+    let http_shutdown = shutdown.clone();
+    tasks.spawn(async move {
+        crate::http::serve(http_listener, handles, http_shutdown).await;
+    });
+
+    while !*shutdown.borrow() {
+        if shutdown.changed().await.is_err() {
+            break;
+        }
+    }
+    info!("shutting down: ending sessions");
+    let drain = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(std::time::Duration::from_secs(5), drain)
+        .await
+        .is_err()
+    {
+        info!("sessions did not end within 5 s; exiting anyway");
+    }
+    rib_handle.abort();
+    Ok(())
+}

@@ -1,0 +1,258 @@
+//! The task that owns the [`Rib`]: applies neighbor events in arrival order, hands each client
+//! its exports at the pace it takes them, and answers queries. Must not touch sockets.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc, oneshot};
+use tracing::debug;
+use vixp_bgp::{Family, Prefix, Update};
+
+use super::NeighborConfig;
+use crate::metrics::{Metrics, SessionLabels};
+use crate::rib::{Export, FamilyCounts, PeerId, PeerInfo, Rib, RibTotals, RouteView};
+
+/// Events queued from neighbor tasks to the RIB task. Bounded: a sender faster than the RIB
+/// waits, and TCP flow control slows it down.
+pub const EVENT_QUEUE: usize = 256;
+/// Export batches queued per client.
+pub const EXPORTS_IN_FLIGHT: usize = 2;
+/// Prefixes per export batch.
+pub const EXPORT_BATCH: usize = 4096;
+/// How often RIB gauges are refreshed.
+const GAUGE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// An event from a neighbor task.
+#[derive(Debug)]
+pub enum RibEvent {
+    /// A session became established; `generation` tags the exports meant for it.
+    Up {
+        /// Neighbor slot.
+        peer: PeerId,
+        /// What the RIB needs to know.
+        info: PeerInfo,
+        /// Session generation.
+        generation: u64,
+    },
+    /// An UPDATE was received.
+    Update {
+        /// Neighbor slot.
+        peer: PeerId,
+        /// Decoded, RFC 7606-processed content.
+        update: Update,
+    },
+    /// A ROUTE-REFRESH was received (RFC 2918).
+    Refresh {
+        /// Neighbor slot.
+        peer: PeerId,
+        /// Family to resend.
+        family: Family,
+    },
+    /// The session went down.
+    Down {
+        /// Neighbor slot.
+        peer: PeerId,
+    },
+}
+
+/// An export batch for one session generation.
+#[derive(Debug)]
+pub struct TaggedExport {
+    /// Session generation the export was computed for; other generations drop it.
+    pub generation: u64,
+    /// What to send.
+    pub export: Export,
+}
+
+/// A question from the HTTP API.
+#[derive(Debug, Clone)]
+pub enum RibQuery {
+    /// Counters of every neighbor.
+    Counts,
+    /// Routes received from one neighbor.
+    RoutesFrom(PeerId),
+    /// Paths for an exact prefix.
+    RoutesFor(Prefix),
+    /// Paths for the most specific prefix covering an address.
+    Lookup(IpAddr),
+}
+
+/// The answer to a [`RibQuery`].
+#[derive(Debug, Clone)]
+pub enum RibReply {
+    /// Per neighbor counts (indexed by `PeerId`) and RIB totals.
+    Counts(Vec<FamilyCounts>, RibTotals),
+    /// Routes.
+    Routes(Vec<RouteView>),
+}
+
+/// The RIB owner.
+pub struct RibTask {
+    rib: Rib,
+    neighbors: Vec<NeighborConfig>,
+    exports: Vec<mpsc::Sender<TaggedExport>>,
+    generations: Vec<Option<u64>>,
+    wakeup: Arc<Notify>,
+    metrics: Arc<Metrics>,
+}
+
+impl RibTask {
+    /// A RIB task for these neighbors; `exports[i]` reaches the task of neighbor `i`.
+    pub fn new(
+        neighbors: Vec<NeighborConfig>,
+        exports: Vec<mpsc::Sender<TaggedExport>>,
+        wakeup: Arc<Notify>,
+        metrics: Arc<Metrics>,
+    ) -> RibTask {
+        let generations = vec![None; neighbors.len()];
+        RibTask {
+            rib: Rib::new(),
+            neighbors,
+            exports,
+            generations,
+            wakeup,
+            metrics,
+        }
+    }
+
+    /// Runs until every neighbor task has gone.
+    pub async fn run(
+        mut self,
+        mut events: mpsc::Receiver<RibEvent>,
+        mut queries: mpsc::Receiver<(RibQuery, oneshot::Sender<RibReply>)>,
+    ) {
+        let mut gauges = tokio::time::interval(GAUGE_INTERVAL);
+        gauges.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                event = events.recv() => {
+                    let Some(event) = event else { return };
+                    self.handle(event);
+                    // Take what is already queued before exporting, so exports are batched.
+                    for _ in 0..EVENT_QUEUE {
+                        match events.try_recv() {
+                            Ok(event) => self.handle(event),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                () = self.wakeup.notified() => {}
+                query = queries.recv() => {
+                    if let Some((query, reply)) = query {
+                        let _ = reply.send(self.answer(query));
+                    }
+                }
+                _ = gauges.tick() => self.update_gauges(),
+            }
+            self.flush();
+        }
+    }
+
+    fn handle(&mut self, event: RibEvent) {
+        match event {
+            RibEvent::Up {
+                peer,
+                info,
+                generation,
+            } => {
+                debug!(peer = peer.0, "session up in RIB");
+                if let Some(slot) = self.generations.get_mut(index(peer)) {
+                    *slot = Some(generation);
+                }
+                self.rib.peer_up(peer, info);
+            }
+            RibEvent::Update { peer, update } => {
+                self.rib.update(peer, update);
+            }
+            RibEvent::Refresh { peer, family } => self.rib.refresh(peer, family),
+            RibEvent::Down { peer } => {
+                if let Some(slot) = self.generations.get_mut(index(peer)) {
+                    *slot = None;
+                }
+                self.rib.peer_down(peer);
+            }
+        }
+    }
+
+    /// Hands every client with pending work as many batches as its queue has room for.
+    fn flush(&mut self) {
+        for (position, sender) in self.exports.iter().enumerate() {
+            let peer = PeerId(u32::try_from(position).unwrap_or(u32::MAX));
+            let Some(generation) = self.generations.get(position).copied().flatten() else {
+                continue;
+            };
+            while sender.capacity() > 0 && self.rib.has_pending(peer) {
+                let Some(export) = self.rib.take_export(peer, EXPORT_BATCH) else {
+                    break;
+                };
+                if sender
+                    .try_send(TaggedExport { generation, export })
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        }
+    }
+
+    fn answer(&self, query: RibQuery) -> RibReply {
+        match query {
+            RibQuery::Counts => {
+                let counts = self
+                    .neighbors
+                    .iter()
+                    .map(|neighbor| self.rib.counts(neighbor.id, neighbor.family))
+                    .collect();
+                RibReply::Counts(counts, self.rib.totals())
+            }
+            RibQuery::RoutesFrom(peer) => RibReply::Routes(self.rib.routes_from(peer)),
+            RibQuery::RoutesFor(prefix) => RibReply::Routes(self.rib.routes_for(&prefix.trunc())),
+            RibQuery::Lookup(address) => RibReply::Routes(
+                self.rib
+                    .longest_match(address)
+                    .map(|prefix| self.rib.routes_for(&prefix))
+                    .unwrap_or_default(),
+            ),
+        }
+    }
+
+    fn update_gauges(&mut self) {
+        self.rib.collect_garbage();
+        let totals = self.rib.totals();
+        self.metrics
+            .rib_prefixes
+            .set(saturating_i64(totals.prefixes));
+        self.metrics.rib_paths.set(saturating_i64(totals.paths));
+        self.metrics
+            .rib_attribute_sets
+            .set(saturating_i64(totals.attribute_sets));
+        for neighbor in &self.neighbors {
+            let counts = self.rib.counts(neighbor.id, neighbor.family);
+            let labels = SessionLabels {
+                member: neighbor.name.clone(),
+                family: neighbor.family.label().to_string(),
+            };
+            self.metrics
+                .prefixes_received
+                .get_or_create(&labels)
+                .set(saturating_i64(counts.received));
+            self.metrics
+                .prefixes_accepted
+                .get_or_create(&labels)
+                .set(saturating_i64(counts.received));
+            self.metrics
+                .prefixes_advertised
+                .get_or_create(&labels)
+                .set(saturating_i64(counts.advertised));
+        }
+    }
+}
+
+fn index(peer: PeerId) -> usize {
+    usize::try_from(peer.0).unwrap_or(usize::MAX)
+}
+
+fn saturating_i64(value: usize) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
