@@ -110,7 +110,11 @@ pub(crate) fn decode_update(message: &Bytes, cx: &DecodeContext) -> Result<Updat
     // RFC 7606 section 3 (d) and RFC 4271 section 6.3 semantic checks (missing well-known
     // attributes, bad NEXT_HOP, empty AS_PATH segments) unless decoding already decided to
     // withdraw.
-    while disposition < Some(ErrorDisposition::TreatAsWithdraw) {
+    // Each round removes one attribute or stops, so the loop is bounded by their number.
+    for _ in 0..=attributes.len() {
+        if disposition >= Some(ErrorDisposition::TreatAsWithdraw) {
+            break;
+        }
         let checked = validate_update_attributes_with_context(
             &attributes,
             has_nlri,
