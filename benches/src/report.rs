@@ -1,0 +1,336 @@
+//! Turns run records into the comparison table (Markdown) and the JSON result file: medians
+//! over runs, "did not finish" for timed-out phases, ratios to BIRD. Formatting only.
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::control::PhaseOutcome;
+use crate::daemons::DaemonKind;
+use crate::runner::{Figures, RunOutcome};
+use crate::scenario::Scenario;
+
+/// One run as stored in the JSON file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Scenario name.
+    pub scenario: String,
+    /// Daemon under test.
+    pub daemon: DaemonKind,
+    /// Run number, from 1.
+    pub run: usize,
+    /// What happened.
+    pub outcome: RunOutcome,
+}
+
+/// A figure summarised over the runs of one scenario and daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "value")]
+pub enum Summary {
+    /// Median of the runs.
+    Median(f64),
+    /// At least one run timed out in this phase.
+    DidNotFinish,
+    /// Not measured (a run failed or an earlier phase did not finish).
+    Missing,
+}
+
+impl Summary {
+    fn value(self) -> Option<f64> {
+        match self {
+            Self::Median(value) => Some(value),
+            Self::DidNotFinish | Self::Missing => None,
+        }
+    }
+
+    fn show(self, decimals: usize) -> String {
+        match self {
+            Self::Median(value) => format!("{value:.decimals$}"),
+            Self::DidNotFinish => "DNF".to_owned(),
+            Self::Missing => "-".to_owned(),
+        }
+    }
+}
+
+/// Median of `values`; `None` for none.
+pub fn median(values: &mut [f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let middle = values.len() / 2;
+    Some(if values.len().is_multiple_of(2) {
+        (values[middle - 1] + values[middle]) / 2.0
+    } else {
+        values[middle]
+    })
+}
+
+/// The summary of one scenario and daemon.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    /// Scenario name.
+    pub scenario: String,
+    /// Daemon under test.
+    pub daemon: DaemonKind,
+    /// Runs that completed.
+    pub runs: usize,
+    /// Seconds to full convergence.
+    pub converge_seconds: Summary,
+    /// Seconds to withdraw everything.
+    pub withdraw_seconds: Summary,
+    /// Peak resident set, MiB.
+    pub peak_rss_mib: Summary,
+    /// CPU seconds over both phases.
+    pub cpu_seconds: Summary,
+    /// Resident set growth per path, octets.
+    pub bytes_per_path: Summary,
+    /// Sample check and error notes.
+    pub note: String,
+}
+
+fn phase_seconds(outcome: Option<&PhaseOutcome>) -> Result<f64, Summary> {
+    match outcome {
+        Some(PhaseOutcome::Finished { seconds }) => Ok(*seconds),
+        Some(PhaseOutcome::TimedOut { .. }) => Err(Summary::DidNotFinish),
+        None => Err(Summary::Missing),
+    }
+}
+
+fn summarise(figures: &[&Figures], pick: impl Fn(&Figures) -> Result<f64, Summary>) -> Summary {
+    let mut values = Vec::new();
+    for figure in figures {
+        match pick(figure) {
+            Ok(value) => values.push(value),
+            Err(summary) => return summary,
+        }
+    }
+    median(&mut values).map_or(Summary::Missing, Summary::Median)
+}
+
+/// Summarises the records of one scenario and daemon.
+pub fn row(scenario: &str, daemon: DaemonKind, records: &[RunRecord]) -> Row {
+    let mine: Vec<&RunRecord> = records
+        .iter()
+        .filter(|record| record.scenario == scenario && record.daemon == daemon)
+        .collect();
+    let figures: Vec<&Figures> = mine
+        .iter()
+        .filter_map(|record| match &record.outcome {
+            RunOutcome::Completed(figures) => Some(figures.as_ref()),
+            RunOutcome::Failed { .. } => None,
+        })
+        .collect();
+    let failure = mine.iter().find_map(|record| match &record.outcome {
+        RunOutcome::Failed { reason } => Some(format!("run {} failed: {reason}", record.run)),
+        RunOutcome::Completed(_) => None,
+    });
+    let mut notes = Vec::new();
+    if let Some(failure) = failure {
+        notes.push(failure);
+    }
+    for figure in &figures {
+        if let PhaseOutcome::TimedOut {
+            seconds,
+            held,
+            target,
+        } = figure.converge
+        {
+            notes.push(format!(
+                "DNF after {seconds:.0} s: {held} of {target} routes delivered"
+            ));
+        }
+        if let Some(error) = &figure.sample_error {
+            notes.push(format!("sample check FAILED {error}"));
+        }
+        if figure.reflected > 0 || figure.unknown > 0 {
+            notes.push(format!(
+                "{} reflected, {} unknown prefixes",
+                figure.reflected, figure.unknown
+            ));
+        }
+    }
+    if notes.is_empty() {
+        let samples: u64 = figures.iter().map(|figure| figure.samples_checked).sum();
+        notes.push(format!("{samples} sample routes ok"));
+    }
+    notes.dedup();
+    let usable = if mine.len() == figures.len() {
+        figures.clone()
+    } else {
+        Vec::new()
+    };
+    let summary = |pick: &dyn Fn(&Figures) -> Result<f64, Summary>| {
+        if usable.is_empty() {
+            Summary::Missing
+        } else {
+            summarise(&usable, pick)
+        }
+    };
+    Row {
+        scenario: scenario.to_owned(),
+        daemon,
+        runs: figures.len(),
+        converge_seconds: summary(&|figure| phase_seconds(Some(&figure.converge))),
+        withdraw_seconds: summary(&|figure| {
+            phase_seconds(figure.withdraw.as_ref()).map_err(|summary| {
+                if matches!(figure.converge, PhaseOutcome::TimedOut { .. }) {
+                    Summary::DidNotFinish
+                } else {
+                    summary
+                }
+            })
+        }),
+        peak_rss_mib: summary(&|figure| Ok(figure.peak_rss_kib as f64 / 1024.0)),
+        cpu_seconds: summary(&|figure| Ok(figure.cpu_seconds)),
+        bytes_per_path: summary(&|figure| figure.bytes_per_path.ok_or(Summary::DidNotFinish)),
+        note: notes.join("; "),
+    }
+}
+
+fn ratio(value: Summary, base: Option<Summary>) -> String {
+    match (value.value(), base.and_then(Summary::value)) {
+        (Some(value), Some(base)) if base > 0.0 => format!("{:.2}", value / base),
+        _ if matches!(value, Summary::DidNotFinish) => "DNF".to_owned(),
+        _ => "-".to_owned(),
+    }
+}
+
+/// One line describing a scenario's shape.
+pub fn describe(scenario: &Scenario) -> String {
+    format!(
+        "{}: {} peers, {} sender(s) x {} prefixes = {} paths, {} route deliveries to converge",
+        scenario.name,
+        scenario.peers,
+        scenario.senders,
+        scenario.prefixes_per_sender,
+        scenario.total_prefixes(),
+        scenario.total_deliveries(),
+    )
+}
+
+/// The Markdown comparison table.
+pub fn markdown(scenarios: &[Scenario], rows: &[Row]) -> String {
+    let mut text = String::new();
+    for scenario in scenarios {
+        let _ = writeln!(text, "- {}", describe(scenario));
+    }
+    text.push('\n');
+    text.push_str(
+        "| scenario | daemon | runs | converge s | withdraw s | peak RSS MiB | CPU s | B/path \
+         | converge xBIRD | withdraw xBIRD | RSS xBIRD | CPU xBIRD | check |\n",
+    );
+    text.push_str("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
+    for row in rows {
+        let bird = rows
+            .iter()
+            .find(|other| other.scenario == row.scenario && other.daemon == DaemonKind::Bird);
+        let _ = writeln!(
+            text,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            row.scenario,
+            row.daemon,
+            row.runs,
+            row.converge_seconds.show(3),
+            row.withdraw_seconds.show(3),
+            row.peak_rss_mib.show(1),
+            row.cpu_seconds.show(2),
+            row.bytes_per_path.show(0),
+            ratio(row.converge_seconds, bird.map(|bird| bird.converge_seconds)),
+            ratio(row.withdraw_seconds, bird.map(|bird| bird.withdraw_seconds)),
+            ratio(row.peak_rss_mib, bird.map(|bird| bird.peak_rss_mib)),
+            ratio(row.cpu_seconds, bird.map(|bird| bird.cpu_seconds)),
+            row.note.replace('|', "/"),
+        );
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figures(converge: PhaseOutcome, peak_rss_kib: u64) -> RunOutcome {
+        RunOutcome::Completed(Box::new(Figures {
+            connect_seconds: 0.1,
+            withdraw: matches!(converge, PhaseOutcome::Finished { .. })
+                .then_some(PhaseOutcome::Finished { seconds: 1.0 }),
+            converge,
+            rss_idle_kib: 1000,
+            rss_converged_kib: 2000,
+            peak_rss_kib,
+            converge_cpu_seconds: 1.0,
+            cpu_seconds: 2.0,
+            paths: 1024,
+            bytes_per_path: Some(1000.0),
+            samples_checked: 4,
+            sample_error: None,
+            reflected: 0,
+            unknown: 0,
+            updates_received: 10,
+        }))
+    }
+
+    fn record(daemon: DaemonKind, run: usize, outcome: RunOutcome) -> RunRecord {
+        RunRecord {
+            scenario: "small".to_owned(),
+            daemon,
+            run,
+            outcome,
+        }
+    }
+
+    #[test]
+    fn medians_of_odd_and_even_counts() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), Some(2.5));
+        assert_eq!(median(&mut []), None);
+    }
+
+    #[test]
+    fn a_timed_out_run_makes_the_pair_did_not_finish_and_ratios_follow() {
+        let records = vec![
+            record(
+                DaemonKind::Bird,
+                1,
+                figures(PhaseOutcome::Finished { seconds: 2.0 }, 10240),
+            ),
+            record(
+                DaemonKind::Bird,
+                2,
+                figures(PhaseOutcome::Finished { seconds: 4.0 }, 10240),
+            ),
+            record(
+                DaemonKind::RouteServer,
+                1,
+                figures(PhaseOutcome::Finished { seconds: 1.0 }, 20480),
+            ),
+            record(
+                DaemonKind::Gobgp,
+                1,
+                figures(
+                    PhaseOutcome::TimedOut {
+                        seconds: 120.0,
+                        held: 5,
+                        target: 10,
+                    },
+                    30720,
+                ),
+            ),
+        ];
+        let rows: Vec<Row> = [DaemonKind::Bird, DaemonKind::RouteServer, DaemonKind::Gobgp]
+            .into_iter()
+            .map(|daemon| row("small", daemon, &records))
+            .collect();
+        assert_eq!(rows[0].converge_seconds, Summary::Median(3.0));
+        assert_eq!(rows[2].converge_seconds, Summary::DidNotFinish);
+        assert_eq!(rows[2].withdraw_seconds, Summary::DidNotFinish);
+        let table = markdown(&[Scenario::small()], &rows);
+        assert!(table.contains("| small | route-server | 1 | 1.000 | 1.000 | 20.0 | 2.00 | 1000 | 0.33 | 1.00 | 2.00 | 1.00 |"), "{table}");
+        assert!(
+            table.contains("| small | gobgp | 1 | DNF | DNF |"),
+            "{table}"
+        );
+        assert!(table.contains("5 of 10 routes delivered"), "{table}");
+    }
+}

@@ -1,0 +1,286 @@
+//! Drives one benchmark run from outside the namespaces: starts the daemon, starts the load
+//! generator in its namespace (re-executing this binary), steps it through the phases and
+//! samples the daemon's procfs figures between them. Owns the processes it starts and nothing
+//! else.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow, bail};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command as Process};
+
+use crate::control::{Command, LoadSpec, PhaseOutcome, Report};
+use crate::daemons::{DaemonKind, DaemonOptions, DaemonProcess};
+use crate::scenario::{ROUTE_SERVER_ADDRESS, ROUTE_SERVER_ASN, Scenario};
+use crate::topology::Topology;
+
+/// Seconds allowed for every session to reach Established (daemon start included).
+pub const ESTABLISH_TIMEOUT_SECS: u64 = 60;
+/// Extra seconds the driver waits for a report beyond the load generator's own timeouts.
+const REPORT_MARGIN: Duration = Duration::from_secs(120);
+
+/// Settings shared by every run of one invocation.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    /// Timeout of each phase, seconds.
+    pub phase_timeout_secs: u64,
+    /// Hold time proposed by the load generator, seconds.
+    pub hold_time: u16,
+    /// Directory for daemon configurations and logs.
+    pub directory: PathBuf,
+    /// Clock ticks per second of procfs CPU times.
+    pub ticks_per_second: f64,
+    /// Daemon binaries and options.
+    pub daemons: DaemonOptions,
+}
+
+/// Figures of one completed run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Figures {
+    /// Seconds from the first connection attempt until all sessions were Established.
+    pub connect_seconds: f64,
+    /// How the announce phase ended (time to full convergence).
+    pub converge: PhaseOutcome,
+    /// How the withdraw phase ended; `None` if the announce phase did not finish.
+    pub withdraw: Option<PhaseOutcome>,
+    /// Daemon resident set with all sessions up and no routes, KiB.
+    pub rss_idle_kib: u64,
+    /// Daemon resident set at the end of the announce phase, KiB.
+    pub rss_converged_kib: u64,
+    /// Daemon peak resident set over its life (`VmHWM`), KiB.
+    pub peak_rss_kib: u64,
+    /// Daemon CPU seconds during the announce phase.
+    pub converge_cpu_seconds: f64,
+    /// Daemon CPU seconds during the announce and withdraw phases.
+    pub cpu_seconds: f64,
+    /// Paths the route server holds at convergence (one per announced prefix).
+    pub paths: u64,
+    /// Resident set growth per path held, octets; `None` if the phase did not finish.
+    pub bytes_per_path: Option<f64>,
+    /// Sample routes checked at the receivers.
+    pub samples_checked: u64,
+    /// First sample route that differed from what its sender announced.
+    pub sample_error: Option<String>,
+    /// A sender's own routes sent back to it.
+    pub reflected: u64,
+    /// Prefixes received that nobody announced.
+    pub unknown: u64,
+    /// UPDATE messages received by all receivers.
+    pub updates_received: u64,
+}
+
+/// How one run ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum RunOutcome {
+    /// The run went through; the phases may still have timed out.
+    Completed(Box<Figures>),
+    /// The run broke (daemon did not start, session went down, ...).
+    Failed {
+        /// What happened.
+        reason: String,
+    },
+}
+
+impl RunOutcome {
+    /// Whether later runs of the same pair are pointless (did not finish or broke).
+    pub fn stops_repetition(&self) -> bool {
+        match self {
+            Self::Completed(figures) => !matches!(figures.converge, PhaseOutcome::Finished { .. }),
+            Self::Failed { .. } => true,
+        }
+    }
+}
+
+/// The load generator child process and its line protocol.
+struct LoadGenerator {
+    child: Child,
+    stdin: ChildStdin,
+    reports: Lines<BufReader<ChildStdout>>,
+}
+
+impl LoadGenerator {
+    async fn start(namespace: &str, spec: &LoadSpec) -> anyhow::Result<Self> {
+        let program = std::env::current_exe().context("locating bgp-bench itself")?;
+        let mut child = Process::new("ip")
+            .args(["netns", "exec", namespace])
+            .arg(&program)
+            .arg("loadgen")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting the load generator")?;
+        let stdin = child.stdin.take().context("load generator stdin")?;
+        let stdout = child.stdout.take().context("load generator stdout")?;
+        let mut generator = Self {
+            child,
+            stdin,
+            reports: BufReader::new(stdout).lines(),
+        };
+        generator.send_line(serde_json::to_string(spec)?).await?;
+        Ok(generator)
+    }
+
+    async fn send_line(&mut self, mut line: String) -> anyhow::Result<()> {
+        line.push('\n');
+        self.stdin.write_all(line.as_bytes()).await?;
+        self.stdin.flush().await?;
+        Ok(())
+    }
+
+    async fn send(&mut self, command: Command) -> anyhow::Result<()> {
+        self.send_line(serde_json::to_string(&command)?).await
+    }
+
+    async fn report(&mut self, timeout: Duration) -> anyhow::Result<Report> {
+        let line = tokio::time::timeout(timeout, self.reports.next_line())
+            .await
+            .map_err(|_| anyhow!("the load generator did not report within {timeout:?}"))??
+            .context("the load generator exited")?;
+        let report: Report = serde_json::from_str(&line)
+            .with_context(|| format!("unreadable load generator report {line:?}"))?;
+        if let Report::Failed { reason } = report {
+            bail!("{reason}");
+        }
+        Ok(report)
+    }
+
+    async fn close(mut self) {
+        let _ = self.send(Command::Close).await;
+        if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.start_kill();
+            let _ = self.child.wait().await;
+        }
+    }
+}
+
+/// Runs `scenario` once against `kind`.
+pub async fn run_once(
+    kind: DaemonKind,
+    scenario: &Scenario,
+    topology: &Topology,
+    settings: &RunSettings,
+    run: usize,
+) -> RunOutcome {
+    let directory = settings
+        .directory
+        .join(format!("{}-{kind}-{run}", scenario.name));
+    let result = async {
+        std::fs::create_dir_all(&directory)?;
+        let daemon = DaemonProcess::start(
+            kind,
+            scenario,
+            &topology.route_server_namespace,
+            &directory,
+            &settings.daemons,
+        )
+        .await?;
+        let result = measure(&daemon, scenario, topology, settings).await;
+        let result =
+            result.map_err(|error| anyhow!("{error:#}; {kind} log: {}", daemon.log_tail()));
+        daemon.stop().await;
+        result
+    }
+    .await;
+    match result {
+        Ok(figures) => RunOutcome::Completed(Box::new(figures)),
+        Err(error) => RunOutcome::Failed {
+            reason: format!("{error:#}"),
+        },
+    }
+}
+
+async fn measure(
+    daemon: &DaemonProcess,
+    scenario: &Scenario,
+    topology: &Topology,
+    settings: &RunSettings,
+) -> anyhow::Result<Figures> {
+    let spec = LoadSpec {
+        scenario: scenario.clone(),
+        route_server: ROUTE_SERVER_ADDRESS,
+        port: 179,
+        route_server_asn: ROUTE_SERVER_ASN,
+        hold_time: settings.hold_time,
+        establish_timeout_secs: ESTABLISH_TIMEOUT_SECS,
+        phase_timeout_secs: settings.phase_timeout_secs,
+    };
+    let ticks = settings.ticks_per_second;
+    let phase_wait = Duration::from_secs(settings.phase_timeout_secs) + REPORT_MARGIN;
+    let mut generator = LoadGenerator::start(&topology.load_namespace, &spec).await?;
+    let result = async {
+        let Report::Established {
+            connect_seconds, ..
+        } = generator
+            .report(Duration::from_secs(ESTABLISH_TIMEOUT_SECS) + REPORT_MARGIN)
+            .await?
+        else {
+            bail!("expected the sessions to come up first");
+        };
+        let idle = daemon.stats(ticks)?;
+        generator.send(Command::Announce).await?;
+        let Report::Announced {
+            outcome: converge,
+            samples_checked,
+            sample_error,
+            reflected,
+            unknown,
+            updates_received,
+        } = generator.report(phase_wait).await?
+        else {
+            bail!("expected the announce phase to end");
+        };
+        let converged = daemon.stats(ticks)?;
+        let finished = matches!(converge, PhaseOutcome::Finished { .. });
+        let withdraw = if finished {
+            generator.send(Command::Withdraw).await?;
+            match generator.report(phase_wait).await? {
+                Report::Withdrawn { outcome } => Some(outcome),
+                _ => bail!("expected the withdraw phase to end"),
+            }
+        } else {
+            None
+        };
+        let end = daemon.stats(ticks)?;
+        let paths = scenario.total_prefixes() as u64;
+        Ok(Figures {
+            connect_seconds,
+            converge,
+            withdraw,
+            rss_idle_kib: idle.rss_kib,
+            rss_converged_kib: converged.rss_kib,
+            peak_rss_kib: end.peak_rss_kib,
+            converge_cpu_seconds: converged.cpu_seconds - idle.cpu_seconds,
+            cpu_seconds: end.cpu_seconds - idle.cpu_seconds,
+            paths,
+            bytes_per_path: finished.then(|| {
+                converged.rss_kib.saturating_sub(idle.rss_kib) as f64 * 1024.0 / paths as f64
+            }),
+            samples_checked,
+            sample_error,
+            reflected,
+            unknown,
+            updates_received,
+        })
+    }
+    .await;
+    generator.close().await;
+    result
+}
+
+/// Default location of the `route-server` binary: next to this one (same cargo profile).
+pub fn sibling_binary(name: &str) -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_path_buf))
+        .unwrap_or_default()
+        .join(name)
+}
