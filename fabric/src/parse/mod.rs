@@ -18,7 +18,8 @@ use crate::error::{FabricError, Problem, ProblemKind};
 use crate::model::Fabric;
 use raw::RawFabric;
 
-/// Largest fabric file accepted, in bytes. A fabric of 5,000 members is about 1.5 MB.
+/// Largest fabric file accepted, in bytes. A fabric of 5,000 fully described members is about
+/// 1.3 MB.
 pub const MAX_FABRIC_FILE_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Limits on the YAML itself: generous for any real exchange, small enough that an alias bomb
