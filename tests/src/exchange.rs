@@ -660,6 +660,23 @@ mod tests {
     }
 
     #[test]
+    fn fabric_is_accepted_by_the_fabric_parser() {
+        let mut members = members();
+        members.push(MemberSpec {
+            name: "bravo".to_owned(),
+            asn: 64502,
+            host: 12,
+            kind: MemberKind::Gobgp,
+            announcements: Vec::new(),
+        });
+        let yaml = fabric_yaml(&members);
+        let fabric = vixp_fabric::Fabric::parse(&yaml, std::path::Path::new("fabric.yaml"))
+            .unwrap_or_else(|error| panic!("{error}\n{yaml}"));
+        assert_eq!(fabric.members.len(), 2);
+        assert_eq!(fabric.route_servers.len(), 1);
+    }
+
+    #[test]
     fn route_server_config_has_one_rs_client_session_per_family() {
         let config = route_server_bird_config(&members());
         let names: Vec<&str> = config.protocols.iter().map(|p| p.name.as_str()).collect();

@@ -220,12 +220,18 @@ mod tests {
                 .run("curl", &["-sS", "--max-time", "5", &url])
                 .expect_err("nothing listens on port 9");
             let text = error.to_string();
-            assert!(!text.contains("No route") && !text.contains("imed out"), "{text}");
+            assert!(
+                !text.contains("No route") && !text.contains("imed out"),
+                "{text}"
+            );
             let neighbor = a
                 .netns()
                 .run("ip", &["neigh", "show", address])
                 .expect("ip neigh");
-            assert!(neighbor.contains("lladdr"), "no neighbour entry for {address}: {neighbor}");
+            assert!(
+                neighbor.contains("lladdr"),
+                "no neighbour entry for {address}: {neighbor}"
+            );
         }
         let names = [a.netns().name().to_owned(), b.netns().name().to_owned()];
         let bridge = lan.bridge().name().to_owned();

@@ -5,7 +5,9 @@
 //! namespaces it creates.
 
 use std::{
+    io::Write as _,
     net::IpAddr,
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -322,6 +324,27 @@ fn route_refresh_resends_routes(label: &str, kind: RouteServerKind) {
             refreshes >= 2.0,
             "expected 2 ROUTE-REFRESH counted in /metrics:\n{metrics}"
         );
+        // What an operator's Prometheus will read: the exposition must pass promtool's lint.
+        let mut promtool = Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run promtool");
+        promtool
+            .stdin
+            .take()
+            .expect("promtool stdin")
+            .write_all(metrics.as_bytes())
+            .expect("feed promtool");
+        let lint = promtool.wait_with_output().expect("promtool output");
+        assert!(
+            lint.status.success(),
+            "promtool check metrics: {}{}",
+            String::from_utf8_lossy(&lint.stdout),
+            String::from_utf8_lossy(&lint.stderr)
+        );
     }
 }
 
@@ -343,4 +366,24 @@ fn bird_rs_changes_withdrawals_and_dropped_sessions_propagate() {
 #[test]
 fn bird_rs_route_refresh_resends_routes() {
     route_refresh_resends_routes("bird-rs-refresh", RouteServerKind::Bird);
+}
+
+#[test]
+fn route_server_sessions_establish_and_routes_pass_unchanged() {
+    sessions_establish_and_routes_pass_unchanged("ours-pass", RouteServerKind::Ours);
+}
+
+#[test]
+fn route_server_best_path_originator_receives_second_best() {
+    best_path_originator_receives_second_best("ours-best", RouteServerKind::Ours);
+}
+
+#[test]
+fn route_server_changes_withdrawals_and_dropped_sessions_propagate() {
+    changes_withdrawals_and_dropped_sessions_propagate("ours-changes", RouteServerKind::Ours);
+}
+
+#[test]
+fn route_server_route_refresh_resends_routes() {
+    route_refresh_resends_routes("ours-refresh", RouteServerKind::Ours);
 }
