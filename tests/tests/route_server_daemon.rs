@@ -1,0 +1,652 @@
+//! The route server as a running daemon, fed by raw BGP peers: bad input from one member
+//! (garbage, oversized messages, malformed attributes, a wrong ASN, an unknown address) gets the
+//! right NOTIFICATION or is refused and counted, and never disturbs another member's session or
+//! routes; `/metrics` passes `promtool check metrics`; shutdown ends sessions cleanly.
+//!
+//! Topology: the route server runs in its own namespace; a veth pair joins it to the test's
+//! namespace, whose end carries the members' addresses (a /24 of 198.19.0.0/16 per test), so
+//! the test's own sessions come from members' LAN addresses.
+
+use std::collections::HashMap;
+use std::io::{Read as _, Write as _};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpSocket, TcpStream};
+use vixp_bgp::session::Direction;
+use vixp_bgp::{
+    AsPath, Attributes, DownReason, Event, Family, LargeCommunity, Origin, Prefix, Segment,
+    SegmentKind, Session, SessionConfig, encode_announcements,
+};
+use vixp_tests::{Daemon, Netns, TempDir, binary_path};
+
+const RS_ASN: u32 = 64500;
+const BGP_PORT: u16 = 179;
+const HTTP_PORT: u16 = 9179;
+static NEXT_SUBNET: AtomicU32 = AtomicU32::new(0);
+
+/// The route server in a namespace, reachable from this namespace over a veth.
+struct Fixture {
+    subnet: u8,
+    dir: TempDir,
+    route_server: Option<Daemon>,
+    // Dropped last: deleting the namespace removes the veth pair too.
+    _netns: Netns,
+}
+
+fn key(seed: u8) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode([seed; 32])
+}
+
+impl Fixture {
+    fn new(label: &str) -> Fixture {
+        let subnet = u8::try_from(100 + NEXT_SUBNET.fetch_add(1, Ordering::Relaxed))
+            .expect("fewer than 156 fixtures per run");
+        let netns = Netns::new().expect("namespace");
+        let host_link = format!("vxr{}x{subnet}", std::process::id() % 100_000);
+        run(
+            "ip",
+            &[
+                "link",
+                "add",
+                &host_link,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "lan0",
+                "netns",
+                netns.name(),
+            ],
+        );
+        for host in [11, 12, 13, 99] {
+            run(
+                "ip",
+                &[
+                    "addr",
+                    "add",
+                    &format!("198.19.{subnet}.{host}/24"),
+                    "dev",
+                    &host_link,
+                ],
+            );
+        }
+        run("ip", &["link", "set", &host_link, "up"]);
+        netns
+            .run(
+                "ip",
+                &[
+                    "addr",
+                    "add",
+                    &format!("198.19.{subnet}.1/24"),
+                    "dev",
+                    "lan0",
+                ],
+            )
+            .expect("address");
+        netns
+            .run("ip", &["link", "set", "lan0", "up"])
+            .expect("link up");
+
+        let dir = TempDir::new(label).expect("temp dir");
+        let fabric = format!(
+            r#"version: 1
+exchange: {{name: DAEMON-TEST}}
+lan: {{ipv4: 198.19.{subnet}.0/24, ipv6: "fd00:19:{subnet}::/64"}}
+route_servers:
+  - name: rs1
+    asn: {RS_ASN}
+    ipv4: 198.19.{subnet}.1
+    public_key: "{rs_key}"
+    bgp: {{hold_time: 30, active_open: false}}
+    http: 198.19.{subnet}.1:{HTTP_PORT}
+members:
+  - {{name: alpha, asn: 64501, ipv4: 198.19.{subnet}.11, public_key: "{alpha}"}}
+  - {{name: bravo, asn: 64502, ipv4: 198.19.{subnet}.12, public_key: "{bravo}"}}
+  - {{name: charlie, asn: 64503, ipv4: 198.19.{subnet}.13, public_key: "{charlie}"}}
+"#,
+            rs_key = key(1),
+            alpha = key(11),
+            bravo = key(12),
+            charlie = key(13),
+        );
+        let fabric_path = dir.write("fabric.yaml", &fabric).expect("fabric file");
+        let binary = binary_path("route-server");
+        let args = vec![
+            "run".to_string(),
+            "-c".to_string(),
+            fabric_path.display().to_string(),
+        ];
+        let log = dir.path().join("route-server.log");
+        let route_server = Daemon::spawn(
+            "route-server",
+            &netns,
+            &binary.display().to_string(),
+            &args,
+            &log,
+        )
+        .expect("route server starts");
+        let fixture = Fixture {
+            subnet,
+            dir,
+            route_server: Some(route_server),
+            _netns: netns,
+        };
+        fixture.wait_for_http();
+        fixture
+    }
+
+    fn address(&self, host: u8) -> Ipv4Addr {
+        Ipv4Addr::new(198, 19, self.subnet, host)
+    }
+
+    fn bgp(&self) -> SocketAddr {
+        SocketAddr::new(IpAddr::V4(self.address(1)), BGP_PORT)
+    }
+
+    fn wait_for_http(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.http_get("/api/v1/status").is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("route server did not come up:\n{}", self.log());
+    }
+
+    fn log(&self) -> String {
+        self.route_server
+            .as_ref()
+            .map(|daemon| daemon.log_tail(40))
+            .unwrap_or_default()
+    }
+
+    fn http_get(&self, path: &str) -> std::io::Result<String> {
+        let address = SocketAddr::new(IpAddr::V4(self.address(1)), HTTP_PORT);
+        let mut stream = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(2))?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_string())
+            .unwrap_or_default();
+        Ok(body)
+    }
+
+    fn metrics(&self) -> String {
+        self.http_get("/metrics").expect("metrics scrape")
+    }
+
+    /// The value of one sample line of `/metrics`, if present.
+    fn metric(&self, series: &str) -> Option<f64> {
+        self.metrics().lines().find_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().ok()).flatten()
+        })
+    }
+}
+
+fn run(program: &str, args: &[&str]) {
+    let status = Command::new(program)
+        .args(args)
+        .status()
+        .unwrap_or_else(|error| panic!("{program} {args:?}: {error}"));
+    assert!(status.success(), "{program} {args:?} failed");
+}
+
+/// A member's BGP speaker for the test: our own sans-IO session over a real TCP connection.
+struct Peer {
+    stream: TcpStream,
+    session: Session,
+    routes: HashMap<Prefix, Attributes>,
+    established: bool,
+    down: Option<DownReason>,
+}
+
+impl Peer {
+    async fn connect(fixture: &Fixture, host: u8, asn: u32) -> Peer {
+        let local = fixture.address(host);
+        let socket = TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(SocketAddr::new(IpAddr::V4(local), 0))
+            .expect("bind member address");
+        let stream = socket.connect(fixture.bgp()).await.expect("connect");
+        let config = SessionConfig {
+            local_asn: asn,
+            local_id: local,
+            peer_asn: RS_ASN,
+            hold_time: 30,
+            families: vec![Family::Ipv4],
+            extended_messages: false,
+            route_refresh: true,
+        };
+        let session = Session::new(config, Direction::Outgoing, Instant::now());
+        Peer {
+            stream,
+            session,
+            routes: HashMap::new(),
+            established: false,
+            down: None,
+        }
+    }
+
+    async fn established(fixture: &Fixture, name: &'static str, host: u8, asn: u32) -> Peer {
+        let mut peer = Peer::connect(fixture, host, asn).await;
+        let up = peer
+            .pump_until(Duration::from_secs(10), |peer| peer.established)
+            .await;
+        assert!(
+            up,
+            "{name}: session not established ({:?})\n{}",
+            peer.down,
+            fixture.log()
+        );
+        peer
+    }
+
+    async fn flush(&mut self) {
+        while let Some(bytes) = self.session.poll_transmit() {
+            if self.stream.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+        while let Some(event) = self.session.poll_event() {
+            match event {
+                Event::Established(_) => self.established = true,
+                Event::Update(update) => {
+                    for prefix in update.withdrawn {
+                        self.routes.remove(&prefix);
+                    }
+                    for announcement in update.announcements {
+                        for prefix in announcement.prefixes {
+                            self.routes.insert(prefix, announcement.attributes.clone());
+                        }
+                    }
+                }
+                Event::RouteRefresh(_) => {}
+                Event::Down(reason) => {
+                    self.established = false;
+                    self.down = Some(reason);
+                }
+            }
+        }
+    }
+
+    /// Runs the session until `done` holds or `timeout` passes; returns whether `done` held.
+    async fn pump_until(&mut self, timeout: Duration, done: impl Fn(&Peer) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut buffer = vec![0u8; 65536];
+        loop {
+            self.flush().await;
+            if done(self) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline || self.down.is_some() {
+                return done(self);
+            }
+            let wake = self
+                .session
+                .poll_timeout()
+                .map_or(deadline, |at| at.min(deadline));
+            let wait = wake
+                .saturating_duration_since(now)
+                .max(Duration::from_millis(1));
+            match tokio::time::timeout(wait, self.stream.read(&mut buffer)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => self.session.handle_connection_closed(Instant::now()),
+                Ok(Ok(count)) => self
+                    .session
+                    .handle_received(&buffer[..count], Instant::now()),
+                Err(_) => self.session.handle_timeout(Instant::now()),
+            }
+        }
+    }
+
+    /// Keeps the session running for `duration` (answering keepalives).
+    async fn pump(&mut self, duration: Duration) {
+        self.pump_until(duration, |_| false).await;
+    }
+
+    async fn announce(&mut self, attributes: &Attributes, prefixes: &[Prefix]) {
+        let context = self
+            .session
+            .negotiated()
+            .expect("established")
+            .encode_context();
+        let mut messages = Vec::new();
+        encode_announcements(attributes, prefixes, &context, &mut messages);
+        for message in messages {
+            self.session.send_update(message, Instant::now());
+        }
+        self.flush().await;
+    }
+
+    async fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.expect("raw write");
+    }
+
+    fn notification_received(&self) -> Option<(u8, u8)> {
+        match &self.down {
+            Some(DownReason::NotificationReceived(notification)) => {
+                Some((notification.code, notification.subcode))
+            }
+            _ => None,
+        }
+    }
+}
+
+fn prefix(text: &str) -> Prefix {
+    text.parse().expect("prefix")
+}
+
+fn alpha_attributes(fixture: &Fixture) -> Attributes {
+    let mut attributes = Attributes::new(
+        Origin::Igp,
+        AsPath {
+            segments: vec![Segment {
+                kind: SegmentKind::Sequence,
+                asns: vec![64501, 65010],
+            }],
+        },
+        IpAddr::V4(fixture.address(11)),
+    );
+    attributes.med = Some(77);
+    attributes.communities = vec![(64501 << 16) | 100];
+    attributes.large_communities = vec![LargeCommunity(64501, 1, 2)];
+    attributes
+}
+
+/// An UPDATE for one /24 with a raw attribute section.
+fn raw_update(attributes: &[u8], nlri: &[u8]) -> Vec<u8> {
+    let length = 19 + 2 + 2 + attributes.len() + nlri.len();
+    let mut message = vec![0xff; 16];
+    message.extend_from_slice(&u16::try_from(length).expect("short").to_be_bytes());
+    message.push(2);
+    message.extend_from_slice(&[0, 0]);
+    message.extend_from_slice(
+        &u16::try_from(attributes.len())
+            .expect("short")
+            .to_be_bytes(),
+    );
+    message.extend_from_slice(attributes);
+    message.extend_from_slice(nlri);
+    message
+}
+
+/// Alpha announces a route that bravo receives; returns both peers.
+async fn alpha_announces_to_bravo(fixture: &Fixture) -> (Peer, Peer) {
+    let mut alpha = Peer::established(fixture, "alpha", 11, 64501).await;
+    let mut bravo = Peer::established(fixture, "bravo", 12, 64502).await;
+    let attributes = alpha_attributes(fixture);
+    alpha
+        .announce(
+            &attributes,
+            &[prefix("198.18.128.0/24"), prefix("198.18.129.0/24")],
+        )
+        .await;
+    let received = bravo
+        .pump_until(Duration::from_secs(10), |peer| peer.routes.len() == 2)
+        .await;
+    assert!(
+        received,
+        "bravo did not receive alpha's routes: {:?}",
+        bravo.routes
+    );
+    (alpha, bravo)
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn routes_pass_unchanged_and_metrics_pass_promtool() {
+    let fixture = Fixture::new("rs-daemon-metrics");
+    let (mut alpha, bravo) = alpha_announces_to_bravo(&fixture).await;
+    let sent = alpha_attributes(&fixture);
+    let got = &bravo.routes[&prefix("198.18.128.0/24")];
+    assert_eq!(got.as_path, sent.as_path, "no route server ASN inserted");
+    assert_eq!(got.next_hop, sent.next_hop);
+    assert_eq!(got.med, Some(77));
+    assert_eq!(got.communities, sent.communities);
+    assert_eq!(got.large_communities, sent.large_communities);
+    assert_eq!(got.local_pref, None, "no LOCAL_PREF to an external peer");
+    alpha.pump(Duration::from_millis(1500)).await;
+    assert!(
+        alpha.routes.is_empty(),
+        "alpha's routes are not reflected back"
+    );
+
+    let metrics = fixture.metrics();
+    let path = fixture
+        .dir
+        .write("metrics.txt", &metrics)
+        .expect("write metrics");
+    let output = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&path).expect("metrics file"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("promtool runs (apt package prometheus)");
+    assert!(
+        output.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for series in [
+        "route_server_session_up{member=\"alpha\",family=\"ipv4\"} 1",
+        "route_server_session_up{member=\"charlie\",family=\"ipv4\"} 0",
+        "route_server_messages_received_total{member=\"alpha\",family=\"ipv4\",type=\"update\"}",
+        "route_server_messages_sent_total{member=\"bravo\",family=\"ipv4\",type=\"update\"}",
+    ] {
+        assert!(metrics.contains(series), "missing {series} in\n{metrics}");
+    }
+    let wait = Instant::now() + Duration::from_secs(3);
+    while fixture.metric("route_server_prefixes_received{member=\"alpha\",family=\"ipv4\"}")
+        != Some(2.0)
+    {
+        assert!(
+            Instant::now() < wait,
+            "prefixes_received gauge never reached 2"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        fixture.metric("route_server_prefixes_advertised{member=\"bravo\",family=\"ipv4\"}"),
+        Some(2.0)
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_unknown_address_is_refused_and_counted() {
+    let fixture = Fixture::new("rs-daemon-unknown");
+    let mut alpha = Peer::established(&fixture, "alpha", 11, 64501).await;
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::new(IpAddr::V4(fixture.address(99)), 0))
+        .expect("bind");
+    let mut stranger = socket.connect(fixture.bgp()).await.expect("tcp connects");
+    let mut buffer = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(5), stranger.read(&mut buffer))
+        .await
+        .expect("the route server closes the connection");
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "no BGP is spoken to a stranger"
+    );
+    assert_eq!(
+        fixture.metric("route_server_connections_refused_total{reason=\"unknown_address\"}"),
+        Some(1.0)
+    );
+    alpha.pump(Duration::from_millis(500)).await;
+    assert!(
+        alpha.established && alpha.down.is_none(),
+        "alpha undisturbed"
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn garbage_from_one_member_resets_only_its_own_session() {
+    let fixture = Fixture::new("rs-daemon-garbage");
+    let (mut alpha, mut bravo) = alpha_announces_to_bravo(&fixture).await;
+    let mut charlie = Peer::established(&fixture, "charlie", 13, 64503).await;
+    // A header with a broken marker: RFC 4271 section 6.1, Connection Not Synchronized.
+    let mut garbage = vec![0xffu8; 16];
+    garbage[3] = 0;
+    garbage.extend_from_slice(&[0, 19, 4]);
+    charlie.send_raw(&garbage).await;
+    charlie.pump(Duration::from_secs(5)).await;
+    assert_eq!(
+        charlie.notification_received(),
+        Some((1, 1)),
+        "{:?}",
+        charlie.down
+    );
+
+    bravo.pump(Duration::from_millis(1500)).await;
+    alpha.pump(Duration::from_millis(100)).await;
+    assert!(
+        alpha.established && bravo.established,
+        "other sessions stay up"
+    );
+    assert_eq!(bravo.routes.len(), 2, "bravo keeps alpha's routes");
+    assert_eq!(
+        fixture.metric(
+            "route_server_notifications_sent_total{member=\"charlie\",code=\"1\",subcode=\"1\"}"
+        ),
+        Some(1.0)
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_oversized_message_gets_bad_message_length() {
+    let fixture = Fixture::new("rs-daemon-oversized");
+    let (mut alpha, mut bravo) = alpha_announces_to_bravo(&fixture).await;
+    let mut charlie = Peer::established(&fixture, "charlie", 13, 64503).await;
+    // 5000 bytes: over 4096, and extended messages were not negotiated (RFC 8654).
+    let mut oversized = vec![0xffu8; 16];
+    oversized.extend_from_slice(&5000u16.to_be_bytes());
+    oversized.push(2);
+    oversized.resize(5000, 0);
+    charlie.send_raw(&oversized).await;
+    charlie.pump(Duration::from_secs(5)).await;
+    assert_eq!(
+        charlie.notification_received(),
+        Some((1, 2)),
+        "{:?}",
+        charlie.down
+    );
+    bravo.pump(Duration::from_millis(1000)).await;
+    alpha.pump(Duration::from_millis(100)).await;
+    assert!(alpha.established && bravo.established);
+    assert_eq!(bravo.routes.len(), 2);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_malformed_attribute_is_treated_as_withdraw_and_the_session_stays_up() {
+    let fixture = Fixture::new("rs-daemon-7606");
+    let (mut alpha, mut bravo) = alpha_announces_to_bravo(&fixture).await;
+    let hop = fixture.address(11).octets();
+    let mut attributes = vec![0x40, 1, 1, 5]; // ORIGIN 5: undefined (RFC 7606 section 7.1)
+    attributes.extend_from_slice(&[0x40, 2, 6, 2, 1]);
+    attributes.extend_from_slice(&64501u32.to_be_bytes());
+    attributes.extend_from_slice(&[0x40, 3, 4]);
+    attributes.extend_from_slice(&hop);
+    alpha
+        .send_raw(&raw_update(&attributes, &[24, 198, 18, 128]))
+        .await;
+    let withdrawn = bravo
+        .pump_until(Duration::from_secs(10), |peer| {
+            !peer.routes.contains_key(&prefix("198.18.128.0/24"))
+        })
+        .await;
+    assert!(withdrawn, "the route is treated as withdrawn");
+    assert!(
+        bravo.routes.contains_key(&prefix("198.18.129.0/24")),
+        "other routes kept"
+    );
+    alpha.pump(Duration::from_millis(1000)).await;
+    assert!(
+        alpha.established && alpha.down.is_none(),
+        "alpha's session stays up"
+    );
+    assert_eq!(
+        fixture.metric(
+            "route_server_updates_treated_as_withdraw_total{member=\"alpha\",family=\"ipv4\"}"
+        ),
+        Some(1.0)
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_wrong_asn_gets_bad_peer_as() {
+    let fixture = Fixture::new("rs-daemon-bad-as");
+    let mut impostor = Peer::connect(&fixture, 11, 65000).await;
+    impostor.pump(Duration::from_secs(5)).await;
+    assert_eq!(
+        impostor.notification_received(),
+        Some((2, 2)),
+        "{:?}",
+        impostor.down
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn shutdown_ends_sessions_with_administrative_shutdown() {
+    let fixture = Fixture::new("rs-daemon-shutdown");
+    let mut alpha = Peer::established(&fixture, "alpha", 11, 64501).await;
+    let pid = fixture
+        .route_server
+        .as_ref()
+        .and_then(Daemon::pid)
+        .expect("route server pid");
+    run("kill", &["-TERM", &pid.to_string()]);
+    alpha.pump(Duration::from_secs(5)).await;
+    assert_eq!(
+        alpha.notification_received(),
+        Some((6, 2)),
+        "{:?}",
+        alpha.down
+    );
+}
+
+#[test]
+fn check_reports_file_line_field_and_what_is_valid() {
+    let dir = TempDir::new("rs-check").expect("temp dir");
+    let file = dir
+        .write(
+            "fabric.yaml",
+            "version: 1\nexchange: {name: X}\nlan: {ipv4: 198.18.0.0/24, ipv6: \"fd00::/64\"}\nroute_servers: []\nmembers: []\n",
+        )
+        .expect("write");
+    let output = Command::new(binary_path("route-server"))
+        .arg("check")
+        .arg(&file)
+        .output()
+        .expect("route-server check runs");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let line = stderr.lines().next().unwrap_or_default();
+    assert!(
+        line.starts_with(&format!("{}:4: route_servers: ", file.display())) && line.contains("; "),
+        "unexpected message: {stderr}"
+    );
+    let valid = Command::new(binary_path("route-server"))
+        .arg("check")
+        .arg(vixp_tests::workspace_root().join("configs/fabric.yaml"))
+        .output()
+        .expect("runs");
+    assert!(
+        valid.status.success(),
+        "{}",
+        String::from_utf8_lossy(&valid.stderr)
+    );
+}
