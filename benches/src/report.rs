@@ -85,6 +85,8 @@ pub struct Row {
     pub cpu_seconds: Summary,
     /// Resident set growth per path, octets.
     pub bytes_per_path: Summary,
+    /// CPU seconds of the load generator over both phases.
+    pub load_generator_cpu_seconds: Summary,
     /// Sample check and error notes.
     pub note: String,
 }
@@ -184,6 +186,7 @@ pub fn row(scenario: &str, daemon: DaemonKind, records: &[RunRecord]) -> Row {
         peak_rss_mib: summary(&|figure| Ok(figure.peak_rss_kib as f64 / 1024.0)),
         cpu_seconds: summary(&|figure| Ok(figure.cpu_seconds)),
         bytes_per_path: summary(&|figure| figure.bytes_per_path.ok_or(Summary::DidNotFinish)),
+        load_generator_cpu_seconds: summary(&|figure| Ok(figure.load_generator_cpu_seconds)),
         note: notes.join("; "),
     }
 }
@@ -218,16 +221,16 @@ pub fn markdown(scenarios: &[Scenario], rows: &[Row]) -> String {
     text.push('\n');
     text.push_str(
         "| scenario | daemon | runs | converge s | withdraw s | peak RSS MiB | CPU s | B/path \
-         | converge xBIRD | withdraw xBIRD | RSS xBIRD | CPU xBIRD | check |\n",
+         | converge xBIRD | withdraw xBIRD | RSS xBIRD | CPU xBIRD | loadgen CPU s | check |\n",
     );
-    text.push_str("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
+    text.push_str("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
     for row in rows {
         let bird = rows
             .iter()
             .find(|other| other.scenario == row.scenario && other.daemon == DaemonKind::Bird);
         let _ = writeln!(
             text,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             row.scenario,
             row.daemon,
             row.runs,
@@ -240,6 +243,7 @@ pub fn markdown(scenarios: &[Scenario], rows: &[Row]) -> String {
             ratio(row.withdraw_seconds, bird.map(|bird| bird.withdraw_seconds)),
             ratio(row.peak_rss_mib, bird.map(|bird| bird.peak_rss_mib)),
             ratio(row.cpu_seconds, bird.map(|bird| bird.cpu_seconds)),
+            row.load_generator_cpu_seconds.show(2),
             row.note.replace('|', "/"),
         );
     }
@@ -268,6 +272,8 @@ mod tests {
             reflected: 0,
             unknown: 0,
             updates_received: 10,
+            load_generator_cpu_seconds: 0.5,
+            load_average: "0.00 0.00 0.00 1/100 1".to_owned(),
         }))
     }
 
@@ -326,7 +332,7 @@ mod tests {
         assert_eq!(rows[2].converge_seconds, Summary::DidNotFinish);
         assert_eq!(rows[2].withdraw_seconds, Summary::DidNotFinish);
         let table = markdown(&[Scenario::small()], &rows);
-        assert!(table.contains("| small | route-server | 1 | 1.000 | 1.000 | 20.0 | 2.00 | 1000 | 0.33 | 1.00 | 2.00 | 1.00 |"), "{table}");
+        assert!(table.contains("| small | route-server | 1 | 1.000 | 1.000 | 20.0 | 2.00 | 1000 | 0.33 | 1.00 | 2.00 | 1.00 | 0.50 |"), "{table}");
         assert!(
             table.contains("| small | gobgp | 1 | DNF | DNF |"),
             "{table}"

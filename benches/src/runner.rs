@@ -14,6 +14,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command as Process};
 
 use crate::control::{Command, LoadSpec, PhaseOutcome, Report};
 use crate::daemons::{DaemonKind, DaemonOptions, DaemonProcess};
+use crate::procstat::{self, ProcessStats};
 use crate::scenario::{ROUTE_SERVER_ADDRESS, ROUTE_SERVER_ASN, Scenario};
 use crate::topology::Topology;
 
@@ -70,6 +71,10 @@ pub struct Figures {
     pub unknown: u64,
     /// UPDATE messages received by all receivers.
     pub updates_received: u64,
+    /// CPU seconds the load generator itself spent in both phases (it shares the cores).
+    pub load_generator_cpu_seconds: f64,
+    /// `/proc/loadavg` when the run started: other work on the machine skews the figures.
+    pub load_average: String,
 }
 
 /// How one run ended.
@@ -150,6 +155,11 @@ impl LoadGenerator {
         Ok(report)
     }
 
+    fn stats(&self, ticks_per_second: f64) -> anyhow::Result<ProcessStats> {
+        let pid = self.child.id().context("the load generator exited")?;
+        procstat::read(pid, ticks_per_second)
+    }
+
     async fn close(mut self) {
         let _ = self.send(Command::Close).await;
         if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
@@ -215,6 +225,10 @@ async fn measure(
     };
     let ticks = settings.ticks_per_second;
     let phase_wait = Duration::from_secs(settings.phase_timeout_secs) + REPORT_MARGIN;
+    let load_average = std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
     let mut generator = LoadGenerator::start(&topology.load_namespace, &spec).await?;
     let result = async {
         let Report::Established {
@@ -226,6 +240,7 @@ async fn measure(
             bail!("expected the sessions to come up first");
         };
         let idle = daemon.stats(ticks)?;
+        let generator_idle = generator.stats(ticks)?;
         generator.send(Command::Announce).await?;
         let Report::Announced {
             outcome: converge,
@@ -250,6 +265,7 @@ async fn measure(
             None
         };
         let end = daemon.stats(ticks)?;
+        let generator_end = generator.stats(ticks)?;
         let paths = scenario.total_prefixes() as u64;
         Ok(Figures {
             connect_seconds,
@@ -269,6 +285,8 @@ async fn measure(
             reflected,
             unknown,
             updates_received,
+            load_generator_cpu_seconds: generator_end.cpu_seconds - generator_idle.cpu_seconds,
+            load_average,
         })
     }
     .await;

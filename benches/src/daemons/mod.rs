@@ -130,6 +130,19 @@ impl DaemonProcess {
                         options.route_server_binary.display()
                     );
                 }
+                let check = Command::new(&options.route_server_binary)
+                    .arg("check")
+                    .arg(&fabric)
+                    .output()
+                    .await?;
+                if !check.status.success() {
+                    bail!(
+                        "route-server check refuses {}: {}{}",
+                        fabric.display(),
+                        String::from_utf8_lossy(&check.stdout).trim(),
+                        String::from_utf8_lossy(&check.stderr).trim()
+                    );
+                }
                 route_server::arguments(&options.route_server_binary, &fabric)
             }
         };

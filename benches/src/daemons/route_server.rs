@@ -62,13 +62,15 @@ pub fn fabric(scenario: &Scenario, hold_time: u16) -> String {
     text
 }
 
-/// Command line of the route server.
+/// Command line of the route server; logs only warnings so that logging is not measured.
 pub fn arguments(binary: &Path, fabric: &Path) -> Vec<String> {
     vec![
         binary.display().to_string(),
         "run".to_owned(),
         "-c".to_owned(),
         fabric.display().to_string(),
+        "--log".to_owned(),
+        "warn".to_owned(),
     ]
 }
 
