@@ -463,6 +463,49 @@ async fn routes_pass_unchanged_and_metrics_pass_promtool() {
         fixture.metric("route_server_prefixes_advertised{member=\"bravo\",family=\"ipv4\"}"),
         Some(2.0)
     );
+
+    // The operator's view through the CLI.
+    let api = format!("{}:{HTTP_PORT}", fixture.address(1));
+    let neighbors = cli(&["show", "neighbors", "--api", &api]);
+    let alpha_line = neighbors
+        .lines()
+        .find(|line| line.starts_with("alpha.ipv4"))
+        .unwrap_or_else(|| panic!("no alpha.ipv4 in\n{neighbors}"));
+    assert!(alpha_line.contains("Established"), "{alpha_line}");
+    assert!(
+        neighbors
+            .lines()
+            .any(|line| line.starts_with("charlie.ipv4") && line.contains("Idle")),
+        "{neighbors}"
+    );
+    let routes = cli(&["show", "routes", "--neighbor", "alpha", "--api", &api]);
+    assert!(routes.contains("198.18.128.0/24"), "{routes}");
+    assert!(routes.contains("64501 65010"), "{routes}");
+    let lookup = cli(&[
+        "show",
+        "routes",
+        "--prefix",
+        "198.18.129.7",
+        "--api",
+        &api,
+        "--json",
+    ]);
+    let value: serde_json::Value = serde_json::from_str(&lookup).expect("JSON");
+    assert_eq!(value["routes"][0]["network"], "198.18.129.0/24", "{lookup}");
+    assert_eq!(value["routes"][0]["learnt_from"], "alpha");
+}
+
+fn cli(args: &[&str]) -> String {
+    let output = Command::new(binary_path("route-server"))
+        .args(args)
+        .output()
+        .expect("route-server runs");
+    assert!(
+        output.status.success(),
+        "route-server {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 #[tokio::test(flavor = "current_thread")]
