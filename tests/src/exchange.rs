@@ -395,6 +395,42 @@ impl Exchange {
             })
     }
 
+    /// Whether the route server's own CLI shows both of `member`'s sessions Established:
+    /// `birdc show protocols` for BIRD, `route-server show neighbors --json` for ours.
+    pub fn route_server_sees_established(&self, member: &str) -> bool {
+        match &self.route_server {
+            RouteServer::Bird(bird) => {
+                bird.is_established(&format!("{member}4"))
+                    && bird.is_established(&format!("{member}6"))
+            }
+            RouteServer::Ours(_) => self.route_server_neighbors().is_ok_and(|neighbors| {
+                neighbors
+                    .iter()
+                    .filter(|(name, state)| name == member && state == "Established")
+                    .count()
+                    == 2
+            }),
+        }
+    }
+
+    /// Our route server's neighbours as `(member, state)` pairs, from
+    /// `route-server show neighbors --json` run in its namespace.
+    pub fn route_server_neighbors(&self) -> Result<Vec<(String, String)>, Error> {
+        let program = binary_path("route-server");
+        let fabric = self.path("fabric.yaml");
+        let output = self.route_server_host.netns().run(
+            &program.to_string_lossy(),
+            &[
+                "show",
+                "neighbors",
+                "--json",
+                "-c",
+                &fabric.to_string_lossy(),
+            ],
+        )?;
+        parse_neighbors_json(&output)
+    }
+
     /// Our route server's `/metrics` text, fetched with curl inside its namespace.
     pub fn route_server_metrics(&self) -> Result<String, Error> {
         let url = format!("http://{ROUTE_SERVER_HTTP}/metrics");
@@ -426,13 +462,11 @@ impl Exchange {
         let timeout = Duration::from_secs(u64::from(HOLD_TIME) * 3);
         self.wait_for(
             timeout,
-            "all member sessions to be Established",
+            "all sessions to be Established, seen from both ends",
             |exchange| {
-                exchange
-                    .members
-                    .iter()
-                    .filter(|m| m.is_alive())
-                    .all(Member::sessions_established)
+                exchange.members.iter().filter(|m| m.is_alive()).all(|m| {
+                    m.sessions_established() && exchange.route_server_sees_established(m.name())
+                })
             },
         );
     }
@@ -578,6 +612,34 @@ pub fn route_server_bird_config(members: &[MemberSpec]) -> BirdConfig {
     }
 }
 
+/// Parses the `{"neighbors": [{"member": .., "state": ..}]}` document of our route server's
+/// API into `(member, state)` pairs.
+pub fn parse_neighbors_json(output: &str) -> Result<Vec<(String, String)>, Error> {
+    let parse_error = |detail: String| Error::Parse {
+        what: "route-server show neighbors --json",
+        detail,
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(output).map_err(|error| parse_error(error.to_string()))?;
+    let neighbors = value
+        .get("neighbors")
+        .and_then(serde_json::Value::as_array)
+        .ok_or_else(|| parse_error(format!("no neighbors array in {output}")))?;
+    neighbors
+        .iter()
+        .map(|neighbor| {
+            let field = |key: &str| {
+                neighbor
+                    .get(key)
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_owned)
+                    .ok_or_else(|| parse_error(format!("no {key} in {neighbor}")))
+            };
+            Ok((field("member")?, field("state")?))
+        })
+        .collect()
+}
+
 /// A WireGuard-shaped public key for test host `host`: base64 of 32 bytes, unique per host.
 pub fn test_public_key(host: u8) -> String {
     base64::engine::general_purpose::STANDARD.encode([host; 32])
@@ -628,6 +690,22 @@ mod tests {
                 "198.18.128.0/24".parse().expect("prefix"),
             )],
         }]
+    }
+
+    #[test]
+    fn parses_route_server_neighbors() {
+        let output = r#"{"neighbors":[{"id":"alpha.ipv4","member":"alpha","state":"Established"},
+            {"id":"alpha.ipv6","member":"alpha","state":"Active"}]}"#;
+        let neighbors = parse_neighbors_json(output).expect("parse");
+        assert_eq!(
+            neighbors,
+            [
+                ("alpha".to_owned(), "Established".to_owned()),
+                ("alpha".to_owned(), "Active".to_owned())
+            ]
+        );
+        assert!(parse_neighbors_json("{}").is_err());
+        assert!(parse_neighbors_json(r#"{"neighbors":[{"member":"x"}]}"#).is_err());
     }
 
     #[test]

@@ -278,6 +278,11 @@ fn changes_withdrawals_and_dropped_sessions_propagate(label: &str, kind: RouteSe
     eprintln!("{label}: withdrawals reached everyone in {elapsed:?}");
 
     exchange.member_mut("charlie").kill();
+    exchange.wait_for(
+        PROPAGATION,
+        "the route server to see charlie's sessions down",
+        |exchange| !exchange.route_server_sees_established("charlie"),
+    );
     let elapsed = wait_all_hold_expected(&exchange, "charlie's routes gone after its daemon died");
     eprintln!("{label}: dropped session reached everyone in {elapsed:?}");
     for name in ["alpha", "bravo"] {
