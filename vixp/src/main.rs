@@ -1,10 +1,12 @@
-//! `vixp`: the fabric node. So far it checks fabric files; joining the WireGuard peering LAN
-//! (`keygen`, `up`, `status`) is being built next (see the issues).
+//! `vixp`: the fabric node's command line. Thin: parses arguments and calls the library; owns
+//! no logic of its own.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{CommandFactory as _, Parser, Subcommand};
+use vixp::keys::{PrivateKey, encode_key};
+use vixp::node::NodeFile;
 use vixp_fabric::Fabric;
 
 /// vixp fabric node: joins a member to the exchange's encrypted peering LAN.
@@ -15,14 +17,28 @@ struct Cli {
     command: Command,
 }
 
+/// Default node file.
+const DEFAULT_NODE_FILE: &str = "/etc/vixp/node.yaml";
+
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Check a fabric file: exit 0 when valid, else print one `FILE:LINE: field: problem` line
-    /// per problem and exit 1.
+    /// Generate a WireGuard private key (file created with mode 0600) and print its public key
+    /// for the fabric file.
+    Keygen {
+        /// Where to write the private key; `-` writes it to stdout and the public key to
+        /// stderr. An existing file is never overwritten.
+        #[arg(long, short, default_value = "/etc/vixp/private.key")]
+        output: PathBuf,
+    },
+    /// Check a node file with its fabric file and private key (or only a fabric file): exit 0
+    /// when valid, else print one `FILE:LINE: field: problem` line per problem and exit 1.
     Check {
-        /// The fabric file.
-        #[arg(long, default_value = "/etc/vixp/fabric.yaml")]
-        fabric: PathBuf,
+        /// The node file.
+        #[arg(long, short = 'c', default_value = DEFAULT_NODE_FILE, conflicts_with = "fabric")]
+        config: PathBuf,
+        /// Check only this fabric file.
+        #[arg(long)]
+        fabric: Option<PathBuf>,
     },
     /// Print shell completions.
     Completions {
@@ -33,24 +49,87 @@ enum Command {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Check { fabric } => match Fabric::load(&fabric) {
-            Ok(loaded) => {
-                println!(
-                    "{}: ok: exchange {}, {} member(s)",
-                    fabric.display(),
-                    loaded.exchange.name,
-                    loaded.members.len()
-                );
-                ExitCode::SUCCESS
-            }
-            Err(error) => {
-                eprintln!("{error}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::Keygen { output } => keygen(&output),
+        Command::Check {
+            fabric: Some(fabric),
+            ..
+        } => check_fabric(&fabric),
+        Command::Check { config, .. } => check_node(&config),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "vixp", &mut std::io::stdout());
             ExitCode::SUCCESS
+        }
+    }
+}
+
+/// `vixp keygen`.
+fn keygen(output: &Path) -> ExitCode {
+    let key = match PrivateKey::generate() {
+        Ok(key) => key,
+        Err(error) => {
+            eprintln!("vixp keygen: cannot read random bytes: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let public = encode_key(&key.public_key());
+    if output == Path::new("-") {
+        println!("{}", key.to_base64());
+        eprintln!("{public}");
+        return ExitCode::SUCCESS;
+    }
+    match key.write_new(output) {
+        Ok(()) => {
+            println!("{public}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `vixp check --fabric FILE`.
+fn check_fabric(fabric: &Path) -> ExitCode {
+    match Fabric::load(fabric) {
+        Ok(loaded) => {
+            println!(
+                "{}: ok: exchange {}, {} member(s)",
+                fabric.display(),
+                loaded.exchange.name,
+                loaded.members.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `vixp check -c node.yaml`.
+fn check_node(config: &Path) -> ExitCode {
+    let resolved = NodeFile::load(config)
+        .map_err(vixp::node::ResolveError::from)
+        .and_then(NodeFile::resolve);
+    match resolved {
+        Ok(resolved) => {
+            println!(
+                "{}: ok: {} in exchange {} ({}), {} peer(s), interface {}, UDP port {}",
+                config.display(),
+                resolved.own.name,
+                resolved.fabric.exchange.name,
+                resolved.node.fabric.display(),
+                resolved.peers.len(),
+                resolved.node.interface,
+                resolved.listen_port
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("{error}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -1,0 +1,684 @@
+//! The sans-IO data path of a fabric node: Ethernet frames from the TAP device in, WireGuard
+//! datagrams out, and the reverse, with ARP/ND answered locally, port security and drops
+//! counted by reason. Owns the peer table and one boringtun `noise::Tunn` per peer; must not
+//! own sockets, tasks or clocks (time comes in as `now`; boringtun reads its own monotonic clock
+//! inside `Tunn`, which the core cannot change).
+//!
+//! Call order for the driver:
+//! - a frame read from the TAP device: [`Core::handle_frame`];
+//! - a datagram read from the UDP socket: [`Core::handle_datagram`], then
+//!   [`Core::poll_transmit`] until it returns `None` (packets held during a handshake);
+//! - every [`TIMER_TICK`]: [`Core::handle_tick`];
+//! - a new fabric: [`Core::apply_peers`].
+//!
+//! Per-packet calls borrow the caller's buffers (at least [`BUFFER_SIZE`] bytes) and return an
+//! [`Action`]; they do not allocate (boringtun allocates only to queue a packet while a
+//! handshake is in progress). Several cores, or one core over a slice of packets, can serve
+//! several workers later: nothing here is global.
+
+mod counters;
+mod packet;
+mod peers;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use boringtun::noise::errors::WireGuardError;
+use boringtun::noise::handshake::parse_handshake_anon;
+use boringtun::noise::rate_limiter::RateLimiter;
+use boringtun::noise::{Packet, Tunn, TunnResult};
+use boringtun::x25519;
+
+pub use counters::{DropCounters, DropReason};
+pub use packet::{ETHERNET_HEADER, Ethernet, IpHeader};
+pub use peers::{PeerConfig, PeerCounters, PeerSpec, mac_for_key};
+
+use packet::{
+    Advertisement, Arp, BROADCAST_MAC, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6,
+    ICMPV6_ND_TYPES, icmpv6_type, is_group_mac, neighbor_solicitation_target, write_arp_reply,
+    write_neighbor_advertisement,
+};
+use peers::Peer;
+
+/// Size of every buffer handed to the core: the largest IP packet, an Ethernet header and the
+/// WireGuard data overhead, rounded up.
+pub const BUFFER_SIZE: usize = 65_536 + 128;
+/// How often [`Core::handle_tick`] should run (boringtun's timers have this resolution).
+pub const TIMER_TICK: Duration = Duration::from_millis(250);
+/// How often the handshake rate limiter's count is reset.
+pub const RATE_LIMIT_RESET: Duration = Duration::from_secs(1);
+/// Handshake messages per second accepted before cookies are demanded (WireGuard paper
+/// section 5.3). Each handshake message is counted twice (once to find its peer, once by the
+/// peer's tunnel), so the limiter is given twice this.
+pub const HANDSHAKES_PER_SECOND: u64 = 100;
+/// WireGuard message type of a cookie reply, the only message sent before authentication.
+const MESSAGE_COOKIE_REPLY: u8 = 3;
+/// WireGuard message types of handshake initiation and response.
+const MESSAGE_HANDSHAKE: std::ops::RangeInclusive<u8> = 1..=2;
+/// WireGuard message type of transport data.
+const MESSAGE_DATA: u8 = 4;
+/// Upper bound of [`Core::poll_transmit`] rounds after one datagram (boringtun queues at most
+/// 256 packets per peer).
+const MAX_FLUSH: u16 = 512;
+/// Largest tunnel index boringtun can carry (`index << 8` must fit 32 bits).
+const MAX_TUNNEL_INDEX: u32 = (1 << 24) - 1;
+
+/// What the driver must do after the core handled a frame or a datagram.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Action<'a> {
+    /// Send `datagram` to `to` over UDP.
+    Transmit {
+        /// Destination on the underlay.
+        to: SocketAddr,
+        /// A WireGuard message.
+        datagram: &'a [u8],
+    },
+    /// Write `frame` to the TAP device (a decrypted packet, or an ARP/ND answer).
+    Deliver(&'a [u8]),
+    /// The packet is held until the handshake with its member completes.
+    Queued,
+    /// Nothing to do (a keepalive or cookie was consumed).
+    Done,
+    /// Dropped, and counted under this reason.
+    Dropped(DropReason),
+}
+
+/// This node's own identity.
+pub struct OwnNode {
+    /// This node's spec in the fabric.
+    pub spec: PeerSpec,
+    /// Its private key.
+    pub secret: x25519::StaticSecret,
+}
+
+/// Who owns a LAN address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    /// This node.
+    Own,
+    /// The peer with this tunnel index.
+    Peer(u32),
+}
+
+/// Which peers a call to [`Core::apply_peers`] changed, by name.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PeerChanges {
+    /// New in the fabric.
+    pub added: Vec<String>,
+    /// Gone from the fabric.
+    pub removed: Vec<String>,
+    /// Same name, new key: a new tunnel.
+    pub rekeyed: Vec<String>,
+    /// Same key, other addresses or endpoint: tunnel kept.
+    pub updated: Vec<String>,
+}
+
+/// The status of one peer, for `vixp status` and metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerStatus {
+    /// The peer's spec.
+    pub spec: PeerSpec,
+    /// Where datagrams go now.
+    pub endpoint: Option<SocketAddr>,
+    /// Time since the current session's handshake, if there is a session.
+    pub since_handshake: Option<Duration>,
+    /// Counters.
+    pub counters: PeerCounters,
+}
+
+/// The data path of one node. See the module documentation for the call order.
+pub struct Core {
+    own: OwnNode,
+    own_public: x25519::PublicKey,
+    lan_broadcast: Option<Ipv4Addr>,
+    persistent_keepalive: Option<u16>,
+    rate_limiter: Arc<RateLimiter>,
+    peers: HashMap<u32, Peer>,
+    by_name: HashMap<String, u32>,
+    by_mac: HashMap<[u8; 6], u32>,
+    by_key: HashMap<[u8; 32], u32>,
+    by_address: HashMap<IpAddr, Owner>,
+    next_index: u32,
+    flush: Option<(u32, u16)>,
+    last_rate_reset: Option<Instant>,
+    drops: DropCounters,
+    handshakes: u64,
+}
+
+impl Core {
+    /// A core for `own`, with no peers yet. `lan_broadcast` is the IPv4 LAN's broadcast
+    /// address (packets to it are dropped); `persistent_keepalive` applies to every peer.
+    pub fn new(
+        own: OwnNode,
+        lan_broadcast: Option<Ipv4Addr>,
+        persistent_keepalive: Option<u16>,
+    ) -> Core {
+        let own_public = x25519::PublicKey::from(&own.secret);
+        let rate_limiter = Arc::new(RateLimiter::new(&own_public, HANDSHAKES_PER_SECOND * 2));
+        let mut core = Core {
+            own,
+            own_public,
+            lan_broadcast,
+            persistent_keepalive,
+            rate_limiter,
+            peers: HashMap::new(),
+            by_name: HashMap::new(),
+            by_mac: HashMap::new(),
+            by_key: HashMap::new(),
+            by_address: HashMap::new(),
+            next_index: 1,
+            flush: None,
+            last_rate_reset: None,
+            drops: DropCounters::default(),
+            handshakes: 0,
+        };
+        core.rebuild_tables();
+        core
+    }
+
+    /// This node's spec.
+    pub fn own(&self) -> &PeerSpec {
+        &self.own.spec
+    }
+
+    /// Drops counted so far, by reason.
+    pub fn drops(&self) -> &DropCounters {
+        &self.drops
+    }
+
+    /// Handshakes completed with any peer.
+    pub fn handshakes(&self) -> u64 {
+        self.handshakes
+    }
+
+    /// The status of every peer, sorted by name.
+    pub fn peer_status(&self) -> Vec<PeerStatus> {
+        let mut status: Vec<PeerStatus> = self
+            .peers
+            .values()
+            .map(|peer| PeerStatus {
+                spec: peer.spec.clone(),
+                endpoint: peer.endpoint,
+                since_handshake: peer.tunnel.time_since_last_handshake(),
+                counters: peer.counters,
+            })
+            .collect();
+        status.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+        status
+    }
+
+    /// Replaces the peer set with `peers` (every other node of a new fabric) and this node's
+    /// spec with `own` (same key; addresses may change). Peers with the same name and key keep
+    /// their tunnel, session and counters; a new key gets a new tunnel.
+    pub fn apply_peers(&mut self, own: PeerSpec, peers: Vec<PeerConfig>) -> PeerChanges {
+        let mut changes = PeerChanges::default();
+        self.own.spec = own;
+        let mut keep: HashMap<u32, Peer> = HashMap::new();
+        for config in peers {
+            let existing = self.by_name.get(&config.spec.name).copied();
+            match existing.and_then(|index| self.peers.remove(&index).map(|peer| (index, peer))) {
+                Some((index, mut peer)) if peer.spec.public_key == config.spec.public_key => {
+                    if peer.spec != config.spec || peer.configured_endpoint != config.endpoint {
+                        changes.updated.push(config.spec.name.clone());
+                        if peer.configured_endpoint != config.endpoint {
+                            peer.endpoint = config.endpoint.or(peer.endpoint);
+                        }
+                        peer.configured_endpoint = config.endpoint;
+                        peer.spec = config.spec;
+                    }
+                    keep.insert(index, peer);
+                }
+                previous => {
+                    if previous.is_some() {
+                        changes.rekeyed.push(config.spec.name.clone());
+                    } else {
+                        changes.added.push(config.spec.name.clone());
+                    }
+                    let index = self.allocate_index(&keep);
+                    keep.insert(index, self.new_peer(index, config));
+                }
+            }
+        }
+        changes.removed = self
+            .peers
+            .values()
+            .map(|peer| peer.spec.name.clone())
+            .collect();
+        changes.removed.sort();
+        self.peers = keep;
+        self.rebuild_tables();
+        changes
+    }
+
+    /// A tunnel index unused by `keep` and by the peers not yet moved there.
+    fn allocate_index(&mut self, keep: &HashMap<u32, Peer>) -> u32 {
+        loop {
+            let index = self.next_index;
+            self.next_index = if index >= MAX_TUNNEL_INDEX {
+                1
+            } else {
+                index + 1
+            };
+            if !keep.contains_key(&index) && !self.peers.contains_key(&index) {
+                return index;
+            }
+        }
+    }
+
+    fn new_peer(&self, index: u32, config: PeerConfig) -> Peer {
+        let tunnel = Tunn::new(
+            self.own.secret.clone(),
+            x25519::PublicKey::from(config.spec.public_key),
+            None,
+            self.persistent_keepalive,
+            index,
+            Some(Arc::clone(&self.rate_limiter)),
+        );
+        Peer {
+            spec: config.spec,
+            configured_endpoint: config.endpoint,
+            endpoint: config.endpoint,
+            tunnel,
+            counters: PeerCounters::default(),
+        }
+    }
+
+    /// Rebuilds the lookup tables from the peers and this node's spec.
+    fn rebuild_tables(&mut self) {
+        self.by_name.clear();
+        self.by_mac.clear();
+        self.by_key.clear();
+        self.by_address.clear();
+        for address in lan_addresses(&self.own.spec) {
+            self.by_address.insert(address, Owner::Own);
+        }
+        for (index, peer) in &self.peers {
+            self.by_name.insert(peer.spec.name.clone(), *index);
+            self.by_mac.insert(peer.spec.mac, *index);
+            self.by_key.insert(peer.spec.public_key, *index);
+            for address in lan_addresses(&peer.spec) {
+                self.by_address.insert(address, Owner::Peer(*index));
+            }
+        }
+    }
+
+    /// Counts a drop and says so.
+    fn drop_with<'a>(&mut self, reason: DropReason) -> Action<'a> {
+        self.drops.count(reason);
+        Action::Dropped(reason)
+    }
+
+    /// Handles one Ethernet frame the kernel wrote to the TAP device: answers ARP and neighbour
+    /// solicitations for members, drops broadcast and multicast, and encrypts IP packets for
+    /// the member that owns the destination MAC.
+    pub fn handle_frame<'a>(&mut self, frame: &[u8], out: &'a mut [u8]) -> Action<'a> {
+        let Some((ethernet, payload)) = Ethernet::parse(frame) else {
+            return self.drop_with(DropReason::Malformed);
+        };
+        if ethernet.ethertype == ETHERTYPE_ARP {
+            return self.answer_arp(payload, out);
+        }
+        let header = match ethernet.ethertype {
+            ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => match IpHeader::parse(payload) {
+                Some(header) if header.ethertype() == ethernet.ethertype => header,
+                _ => return self.drop_with(DropReason::Malformed),
+            },
+            _ => return self.drop_with(DropReason::NotIp),
+        };
+        if let Some(target) = neighbor_solicitation_target(&header, payload) {
+            return self.answer_neighbor_solicitation(&ethernet, &header, target, out);
+        }
+        if ethernet.destination == BROADCAST_MAC {
+            return self.drop_with(DropReason::Broadcast);
+        }
+        if is_group_mac(&ethernet.destination) {
+            return self.drop_with(DropReason::Multicast);
+        }
+        let Some(&index) = self.by_mac.get(&ethernet.destination) else {
+            return self.drop_with(DropReason::UnknownMac);
+        };
+        let packet = payload.get(..header.total_length()).unwrap_or(payload);
+        if out.len() < packet.len() + 32 || out.len() < 148 {
+            return self.drop_with(DropReason::TooLarge);
+        }
+        let Some(peer) = self.peers.get_mut(&index) else {
+            return self.drop_with(DropReason::UnknownMac);
+        };
+        let Some(endpoint) = peer.endpoint else {
+            return self.drop_with(DropReason::NoEndpoint);
+        };
+        peer.counters.sent_packets += 1;
+        peer.counters.sent_bytes += packet.len() as u64;
+        match peer.tunnel.encapsulate(packet, out) {
+            TunnResult::WriteToNetwork(datagram) => Action::Transmit {
+                to: endpoint,
+                datagram,
+            },
+            TunnResult::Done => Action::Queued,
+            TunnResult::Err(error) => self.drop_with(reason_for(&error)),
+            TunnResult::WriteToTunnelV4(..) | TunnResult::WriteToTunnelV6(..) => Action::Done,
+        }
+    }
+
+    /// Answers an ARP request for another member's IPv4 address (RFC 826) with its MAC.
+    fn answer_arp<'a>(&mut self, payload: &[u8], out: &'a mut [u8]) -> Action<'a> {
+        let Some(arp) = Arp::parse(payload) else {
+            return self.drop_with(DropReason::Malformed);
+        };
+        if matches!(
+            self.by_address.get(&IpAddr::V4(arp.sender_ip)),
+            Some(Owner::Peer(_))
+        ) {
+            return self.drop_with(DropReason::SpoofedSource);
+        }
+        let owner = match self.by_address.get(&IpAddr::V4(arp.target_ip)) {
+            Some(Owner::Peer(index)) if arp.operation == Arp::REQUEST => {
+                self.peers.get(index).map(|peer| peer.spec.mac)
+            }
+            _ => None,
+        };
+        let Some(owner_mac) = owner else {
+            return self.drop_with(DropReason::ArpNotForMember);
+        };
+        match write_arp_reply(out, &arp, owner_mac, arp.target_ip) {
+            Some(length) => Action::Deliver(&out[..length]),
+            None => self.drop_with(DropReason::TooLarge),
+        }
+    }
+
+    /// Answers a neighbour solicitation for another member's IPv6 address (RFC 4861 section
+    /// 7.2.4) with its MAC.
+    fn answer_neighbor_solicitation<'a>(
+        &mut self,
+        ethernet: &Ethernet,
+        header: &IpHeader,
+        target: std::net::Ipv6Addr,
+        out: &'a mut [u8],
+    ) -> Action<'a> {
+        let IpHeader::V6 { source, .. } = *header else {
+            return self.drop_with(DropReason::Malformed);
+        };
+        if matches!(
+            self.by_address.get(&IpAddr::V6(source)),
+            Some(Owner::Peer(_))
+        ) {
+            return self.drop_with(DropReason::SpoofedSource);
+        }
+        let owner = match self.by_address.get(&IpAddr::V6(target)) {
+            Some(Owner::Peer(index)) => self.peers.get(index).map(|peer| peer.spec.mac),
+            _ => None,
+        };
+        let Some(owner_mac) = owner else {
+            return self.drop_with(DropReason::NeighborSolicitationNotForMember);
+        };
+        let answer = Advertisement {
+            requester_mac: ethernet.source,
+            requester_ip: source,
+            target,
+            owner_mac,
+        };
+        match write_neighbor_advertisement(out, &answer) {
+            Some(length) => Action::Deliver(&out[..length]),
+            None => self.drop_with(DropReason::TooLarge),
+        }
+    }
+
+    /// Handles one UDP datagram from `from`: finds its peer (by receiver index, or for a
+    /// handshake initiation by the initiator's static key), lets the peer's tunnel decrypt it,
+    /// applies port security and returns the frame for the TAP device or a reply to send.
+    pub fn handle_datagram<'a>(
+        &mut self,
+        from: SocketAddr,
+        datagram: &[u8],
+        out: &'a mut [u8],
+    ) -> Action<'a> {
+        self.flush = None;
+        if out.len() < ETHERNET_HEADER + datagram.len().max(148) {
+            return self.drop_with(DropReason::TooLarge);
+        }
+        let index = match self
+            .rate_limiter
+            .verify_packet(Some(from.ip()), datagram, out)
+        {
+            Ok(Packet::HandshakeInit(init)) => {
+                match parse_handshake_anon(&self.own.secret, &self.own_public, &init) {
+                    Ok(half) => match self.by_key.get(&half.peer_static_public) {
+                        Some(index) => *index,
+                        None => return self.drop_with(DropReason::UnknownPeer),
+                    },
+                    Err(error) => return self.drop_with(reason_for(&error)),
+                }
+            }
+            Ok(Packet::HandshakeResponse(response)) => response.receiver_idx >> 8,
+            Ok(Packet::PacketCookieReply(cookie)) => cookie.receiver_idx >> 8,
+            Ok(Packet::PacketData(data)) => data.receiver_idx >> 8,
+            Err(TunnResult::WriteToNetwork(cookie)) => {
+                // Under load: the sender must prove its address first (WireGuard paper 5.3).
+                let length = cookie.len();
+                return Action::Transmit {
+                    to: from,
+                    datagram: &out[..length],
+                };
+            }
+            Err(TunnResult::Err(WireGuardError::InvalidPacket)) => {
+                return self.drop_with(DropReason::NotWireguard);
+            }
+            Err(TunnResult::Err(error)) => return self.drop_with(reason_for(&error)),
+            Err(_) => return self.drop_with(DropReason::Malformed),
+        };
+        let message_type = datagram.first().copied().unwrap_or(0);
+        let Some(peer) = self.peers.get_mut(&index) else {
+            return self.drop_with(DropReason::UnknownPeer);
+        };
+        let body = &mut out[ETHERNET_HEADER..];
+        let base = body.as_ptr() as usize;
+        let outcome = match peer.tunnel.decapsulate(Some(from.ip()), datagram, body) {
+            TunnResult::WriteToNetwork(reply) => {
+                Outcome::Network(reply.as_ptr() as usize - base, reply.len())
+            }
+            TunnResult::WriteToTunnelV4(packet, _) | TunnResult::WriteToTunnelV6(packet, _) => {
+                Outcome::Tunnel(packet.as_ptr() as usize - base, packet.len())
+            }
+            TunnResult::Done => Outcome::Done,
+            TunnResult::Err(error) => Outcome::Error(reason_for(&error)),
+        };
+        match outcome {
+            Outcome::Network(offset, length) => {
+                let start = ETHERNET_HEADER + offset;
+                let reply = &out[start..start + length];
+                if reply.first() != Some(&MESSAGE_COOKIE_REPLY) {
+                    // Authenticated: a handshake completed or a keepalive answers one.
+                    peer.endpoint = Some(from);
+                    if MESSAGE_HANDSHAKE.contains(&message_type) {
+                        peer.counters.handshakes += 1;
+                        self.handshakes += 1;
+                    }
+                    self.flush = Some((index, 0));
+                }
+                Action::Transmit {
+                    to: from,
+                    datagram: reply,
+                }
+            }
+            Outcome::Done => {
+                if message_type == MESSAGE_DATA {
+                    // A keepalive, authenticated by its AEAD tag.
+                    peer.endpoint = Some(from);
+                }
+                Action::Done
+            }
+            Outcome::Error(reason) => self.drop_with(reason),
+            Outcome::Tunnel(offset, length) => {
+                peer.endpoint = Some(from);
+                let sender_mac = peer.spec.mac;
+                let start = ETHERNET_HEADER + offset;
+                let packet = &out[start..start + length];
+                if let Some(reason) = self.port_security(index, packet) {
+                    return self.drop_with(reason);
+                }
+                let Some(header) = IpHeader::parse(packet) else {
+                    return self.drop_with(DropReason::Malformed);
+                };
+                if let Some(peer) = self.peers.get_mut(&index) {
+                    peer.counters.received_packets += 1;
+                    peer.counters.received_bytes += length as u64;
+                }
+                if offset != 0 {
+                    out.copy_within(start..start + length, ETHERNET_HEADER);
+                }
+                let ethernet = Ethernet {
+                    destination: self.own.spec.mac,
+                    source: sender_mac,
+                    ethertype: header.ethertype(),
+                };
+                if ethernet.write(out).is_none() {
+                    return self.drop_with(DropReason::TooLarge);
+                }
+                Action::Deliver(&out[..ETHERNET_HEADER + length])
+            }
+        }
+    }
+
+    /// Why a packet received from peer `index` must not reach the LAN, if it must not: its
+    /// source is another node's LAN address, its destination is broadcast or multicast, or it
+    /// is neighbour discovery, which is link-local (RFC 4861 section 6-8).
+    fn port_security(&self, index: u32, packet: &[u8]) -> Option<DropReason> {
+        let Some(header) = IpHeader::parse(packet) else {
+            return Some(DropReason::Malformed);
+        };
+        let (source, destination_group) = match header {
+            IpHeader::V4 {
+                source,
+                destination,
+                ..
+            } => (
+                IpAddr::V4(source),
+                if destination.is_broadcast() || Some(destination) == self.lan_broadcast {
+                    Some(DropReason::Broadcast)
+                } else if destination.is_multicast() {
+                    Some(DropReason::Multicast)
+                } else {
+                    None
+                },
+            ),
+            IpHeader::V6 {
+                source,
+                destination,
+                ..
+            } => (
+                IpAddr::V6(source),
+                destination.is_multicast().then_some(DropReason::Multicast),
+            ),
+        };
+        match self.by_address.get(&source) {
+            Some(Owner::Peer(owner)) if *owner == index => {}
+            Some(_) => return Some(DropReason::SpoofedSource),
+            None => {}
+        }
+        if destination_group.is_some() {
+            return destination_group;
+        }
+        if icmpv6_type(&header, packet).is_some_and(|kind| ICMPV6_ND_TYPES.contains(&kind)) {
+            return Some(DropReason::NeighborDiscoveryFromFabric);
+        }
+        None
+    }
+
+    /// After [`Core::handle_datagram`]: the next packet held during the handshake that just
+    /// completed, encrypted, with where to send it. Call until `None`.
+    pub fn poll_transmit<'a>(&mut self, out: &'a mut [u8]) -> Option<(SocketAddr, &'a [u8])> {
+        let (index, rounds) = self.flush?;
+        if rounds >= MAX_FLUSH || out.len() < 148 {
+            self.flush = None;
+            return None;
+        }
+        let peer = self.peers.get_mut(&index)?;
+        let endpoint = peer.endpoint?;
+        match peer.tunnel.decapsulate(None, &[], out) {
+            TunnResult::WriteToNetwork(datagram) => {
+                self.flush = Some((index, rounds + 1));
+                Some((endpoint, datagram))
+            }
+            _ => {
+                self.flush = None;
+                None
+            }
+        }
+    }
+
+    /// Runs the timers: resets the handshake rate limiter every [`RATE_LIMIT_RESET`] and lets
+    /// every tunnel retransmit handshakes, rekey and send keepalives; each datagram to send is
+    /// passed to `transmit`. Call every [`TIMER_TICK`].
+    pub fn handle_tick(
+        &mut self,
+        now: Instant,
+        out: &mut [u8],
+        mut transmit: impl FnMut(SocketAddr, &[u8]),
+    ) {
+        if self
+            .last_rate_reset
+            .is_none_or(|last| now.saturating_duration_since(last) >= RATE_LIMIT_RESET)
+        {
+            self.rate_limiter.reset_count();
+            self.last_rate_reset = Some(now);
+        }
+        if out.len() < 148 {
+            return;
+        }
+        for peer in self.peers.values_mut() {
+            if let TunnResult::WriteToNetwork(datagram) = peer.tunnel.update_timers(out) {
+                match peer.endpoint {
+                    Some(endpoint) => transmit(endpoint, datagram),
+                    None => self.drops.count(DropReason::NoEndpoint),
+                }
+            }
+        }
+    }
+}
+
+/// Where the decrypted bytes or reply sit in the output buffer, without borrowing it.
+enum Outcome {
+    /// A message to send: offset and length after the Ethernet header room.
+    Network(usize, usize),
+    /// A decrypted IP packet: offset and length after the Ethernet header room.
+    Tunnel(usize, usize),
+    /// Nothing to do.
+    Done,
+    /// Refused.
+    Error(DropReason),
+}
+
+/// A node's LAN addresses.
+fn lan_addresses(spec: &PeerSpec) -> impl Iterator<Item = IpAddr> {
+    spec.ipv4
+        .map(IpAddr::V4)
+        .into_iter()
+        .chain(spec.ipv6.map(IpAddr::V6))
+}
+
+/// The drop reason for a boringtun error.
+fn reason_for(error: &WireGuardError) -> DropReason {
+    match error {
+        WireGuardError::InvalidAeadTag
+        | WireGuardError::WrongKey
+        | WireGuardError::InvalidTai64nTimestamp => DropReason::DecryptFailed,
+        WireGuardError::DuplicateCounter
+        | WireGuardError::InvalidCounter
+        | WireGuardError::WrongTai64nTimestamp => DropReason::Replayed,
+        WireGuardError::NoCurrentSession
+        | WireGuardError::WrongIndex
+        | WireGuardError::ConnectionExpired => DropReason::NoSession,
+        WireGuardError::InvalidMac => DropReason::BadMac,
+        WireGuardError::UnderLoad => DropReason::UnderLoad,
+        WireGuardError::InvalidPacket => DropReason::NotIp,
+        WireGuardError::DestinationBufferTooSmall => DropReason::TooLarge,
+        WireGuardError::IncorrectPacketLength
+        | WireGuardError::UnexpectedPacket
+        | WireGuardError::WrongPacketType
+        | WireGuardError::LockFailed => DropReason::Malformed,
+    }
+}

@@ -1,0 +1,7 @@
+//! The vixp fabric node: joins a member to the exchange's WireGuard peering LAN. Owns the node
+//! file, keys, the sans-IO data path (`core`), the tokio driver and the node's metrics and
+//! status; the fabric file itself belongs to `vixp-fabric`.
+
+pub mod core;
+pub mod keys;
+pub mod node;
