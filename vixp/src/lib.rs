@@ -3,5 +3,8 @@
 //! status; the fabric file itself belongs to `vixp-fabric`.
 
 pub mod core;
+pub mod driver;
 pub mod keys;
+pub mod metrics;
 pub mod node;
+pub mod status;

@@ -40,6 +40,26 @@ enum Command {
         #[arg(long)]
         fabric: Option<PathBuf>,
     },
+    /// Join the fabric: create the TAP device, run the tunnels, serve status and metrics, in
+    /// the foreground until SIGTERM or SIGINT. SIGHUP or a changed fabric file reloads the
+    /// fabric.
+    Up {
+        /// The node file.
+        #[arg(long, short = 'c', default_value = DEFAULT_NODE_FILE)]
+        config: PathBuf,
+    },
+    /// Show a running node's peers, endpoints, handshakes, traffic and drops.
+    Status {
+        /// The node file (its control socket is asked).
+        #[arg(long, short = 'c', default_value = DEFAULT_NODE_FILE)]
+        config: PathBuf,
+        /// Ask this control socket instead of the node file's.
+        #[arg(long)]
+        socket: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print shell completions.
     Completions {
         /// Shell to generate for.
@@ -55,11 +75,66 @@ fn main() -> ExitCode {
             ..
         } => check_fabric(&fabric),
         Command::Check { config, .. } => check_node(&config),
+        Command::Up { config } => run(up(&config)),
+        Command::Status {
+            config,
+            socket,
+            json,
+        } => run(status(&config, socket.as_deref(), json)),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "vixp", &mut std::io::stdout());
             ExitCode::SUCCESS
         }
     }
+}
+
+/// Runs an async command on a tokio runtime and turns its error into a message and exit 1.
+fn run(command: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("vixp: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `vixp up`.
+async fn up(config: &Path) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    vixp::driver::up(config).await
+}
+
+/// `vixp status`.
+async fn status(config: &Path, socket: Option<&Path>, json: bool) -> anyhow::Result<()> {
+    let socket = match socket {
+        Some(socket) => socket.to_path_buf(),
+        None => NodeFile::load(config)?.control_socket,
+    };
+    let status = vixp::driver::request_status(&socket).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        print!("{}", status.render(std::time::SystemTime::now()));
+    }
+    Ok(())
 }
 
 /// `vixp keygen`.

@@ -1,0 +1,408 @@
+//! `vixp up`: the tokio driver, the only async code of the node. Owns the TAP device, the UDP
+//! socket, the control socket, the metrics listener, signals and the fabric file watch; every
+//! decision about a frame or datagram is the core's.
+//!
+//! ```text
+//!                      +----------------------- main loop (one task) -----------------------+
+//!   TAP vixp0 --frame->| core.handle_frame  -> Transmit -> UDP send / Deliver -> TAP write   |
+//!   UDP socket --dgram>| core.handle_datagram -> Deliver -> TAP / Transmit; poll_transmit     |
+//!   tick 250 ms ------>| core.handle_tick (timers, rate limiter) ; snapshot -> Arc<Mutex<Status>>
+//!   poll 2 s / SIGHUP >| reload fabric -> core.apply_peers, neighbour entries                 |
+//!   SIGTERM/SIGINT --->| stop: close TAP (removes it), remove control socket                 |
+//!                      +--------------------------------------------------------------------+
+//!   control task: unix socket, JSON line in/out, reads the snapshot
+//!   metrics task: HTTP GET /metrics, encodes the snapshot
+//! ```
+//!
+//! One loop handles one packet at a time; the core takes packets one by one with borrowed
+//! buffers, so batched reads (recvmmsg, TAP offloads) and several workers, each with its own
+//! buffers, can feed it later without changing it.
+
+mod control;
+mod link;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context as _;
+use tokio::net::UdpSocket;
+use tokio::signal::unix::{SignalKind, signal};
+use vixp_fabric::{Endpoint, Fabric};
+
+pub use control::{ControlSocket, Reply, Request, request_status};
+pub use link::{LanPrefixes, Link, Neighbours, neighbours_of};
+
+use crate::core::{Action, BUFFER_SIZE, Core, OwnNode, PeerConfig, PeerSpec, TIMER_TICK};
+use crate::metrics::Metrics;
+use crate::node::{NodeFile, Resolved, mac_collision, peer_specs};
+use crate::status::Status;
+
+/// How often the fabric file's modification time is checked.
+pub const FABRIC_POLL: Duration = Duration::from_secs(2);
+
+/// Runs the node described by the node file at `config` until SIGTERM or SIGINT.
+pub async fn up(config: &Path) -> anyhow::Result<()> {
+    let node = NodeFile::load(config)?;
+    let Resolved {
+        node,
+        fabric,
+        private_key,
+        own,
+        peers,
+        listen_port,
+    } = node.resolve()?;
+    let prefixes = LanPrefixes {
+        ipv4: fabric.lan.ipv4.prefix_len(),
+        ipv6: fabric.lan.ipv6.prefix_len(),
+    };
+    let mut core = Core::new(
+        OwnNode {
+            spec: own.clone(),
+            secret: private_key.secret(),
+        },
+        Some(fabric.lan.ipv4.broadcast()),
+        node.persistent_keepalive,
+    );
+    core.apply_peers(own.clone(), resolve_endpoints(&peers).await);
+
+    let socket = bind_udp(listen_port).await?;
+    let link = Link::create(&node.interface, node.mtu, &own, prefixes).await?;
+    let mut neighbours = neighbours_of(&peers);
+    link.sync_neighbours(&Neighbours::new(), &neighbours)
+        .await?;
+
+    let fabric_label = node.fabric.display().to_string();
+    let status = Arc::new(Mutex::new(snapshot_of(
+        &core,
+        &node.interface,
+        listen_port,
+        &fabric_label,
+    )));
+    let control = ControlSocket::bind(&node.control_socket).await?;
+    let control_task = tokio::spawn(control.serve(Arc::clone(&status)));
+    let metrics_listener = tokio::net::TcpListener::bind(node.metrics)
+        .await
+        .with_context(|| format!("cannot listen for /metrics on {}", node.metrics))?;
+    let metrics_task = tokio::spawn(serve_metrics(
+        metrics_listener,
+        Arc::new(Metrics::new(Arc::clone(&status))),
+    ));
+    tracing::info!(
+        node = %own.name,
+        interface = %node.interface,
+        port = listen_port,
+        peers = peers.len(),
+        metrics = %node.metrics,
+        control = %node.control_socket.display(),
+        "vixp node up"
+    );
+
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut hangup = signal(SignalKind::hangup())?;
+    let mut tick = tokio::time::interval(TIMER_TICK);
+    let mut fabric_poll = tokio::time::interval(FABRIC_POLL);
+    let mut fabric_modified = modified(&node.fabric);
+    let mut frame_buffer = vec![0u8; BUFFER_SIZE];
+    let mut datagram_buffer = vec![0u8; BUFFER_SIZE];
+    let mut out = vec![0u8; BUFFER_SIZE];
+    let mut timer_sends: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
+    let mut reload_requested = false;
+    let socket_is_ipv6 = socket.local_addr()?.is_ipv6();
+    loop {
+        tokio::select! {
+            read = link.device.recv(&mut frame_buffer) => {
+                let length = read.context("reading from the TAP device")?;
+                let Some(frame) = frame_buffer.get(..length) else { continue };
+                match core.handle_frame(frame, &mut out) {
+                    Action::Transmit { to, datagram } => {
+                        send(&socket, socket_is_ipv6, to, datagram).await;
+                    }
+                    Action::Deliver(reply) => {
+                        if let Err(error) = link.device.send(reply).await {
+                            tracing::warn!(%error, "cannot write to the TAP device");
+                        }
+                    }
+                    Action::Queued | Action::Done | Action::Dropped(_) => {}
+                }
+            }
+            received = socket.recv_from(&mut datagram_buffer) => {
+                let (length, from) = match received {
+                    Ok(received) => received,
+                    Err(error) => {
+                        tracing::debug!(%error, "UDP receive failed");
+                        continue;
+                    }
+                };
+                let from = canonical(from);
+                let Some(datagram) = datagram_buffer.get(..length) else { continue };
+                match core.handle_datagram(from, datagram, &mut out) {
+                    Action::Transmit { to, datagram } => {
+                        send(&socket, socket_is_ipv6, to, datagram).await;
+                    }
+                    Action::Deliver(frame) => {
+                        if let Err(error) = link.device.send(frame).await {
+                            tracing::warn!(%error, "cannot write to the TAP device");
+                        }
+                    }
+                    Action::Queued | Action::Done | Action::Dropped(_) => {}
+                }
+                while let Some((to, datagram)) = core.poll_transmit(&mut out) {
+                    send(&socket, socket_is_ipv6, to, datagram).await;
+                }
+            }
+            _ = tick.tick() => {
+                core.handle_tick(Instant::now(), &mut out, |to, datagram| {
+                    timer_sends.push((to, datagram.to_vec()));
+                });
+                for (to, datagram) in timer_sends.drain(..) {
+                    send(&socket, socket_is_ipv6, to, &datagram).await;
+                }
+                let fresh = snapshot_of(&core, &node.interface, listen_port, &fabric_label);
+                if let Ok(mut shared) = status.lock() {
+                    *shared = fresh;
+                }
+            }
+            _ = fabric_poll.tick() => {
+                let now_modified = modified(&node.fabric);
+                if now_modified != fabric_modified {
+                    fabric_modified = now_modified;
+                    reload_requested = true;
+                }
+            }
+            _ = hangup.recv() => {
+                tracing::info!("SIGHUP: reloading the fabric");
+                reload_requested = true;
+            }
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+        }
+        if reload_requested {
+            reload_requested = false;
+            match reload(
+                &node,
+                &private_key.public_key(),
+                &mut core,
+                &link,
+                &mut neighbours,
+                prefixes,
+            )
+            .await
+            {
+                Ok(()) => {}
+                Err(error) => tracing::error!(
+                    "fabric {} refused, keeping the previous one:\n{error:#}",
+                    node.fabric.display()
+                ),
+            }
+        }
+    }
+    tracing::info!(interface = %node.interface, "stopping: removing the TAP device and control socket");
+    control_task.abort();
+    metrics_task.abort();
+    let _ = control_task.await;
+    let _ = metrics_task.await;
+    drop(link);
+    Ok(())
+}
+
+/// A status snapshot at the current wall-clock time.
+fn snapshot_of(core: &Core, interface: &str, port: u16, fabric: &str) -> Status {
+    Status::capture(core, interface, port, fabric, SystemTime::now())
+}
+
+/// Re-reads the fabric and applies it: peers added, removed or re-keyed, this node's addresses,
+/// neighbour entries. Unchanged peers keep their tunnels. A fabric that is invalid, lacks this
+/// node, gives it another key or derives colliding MACs is refused whole.
+async fn reload(
+    node: &NodeFile,
+    own_public_key: &[u8; 32],
+    core: &mut Core,
+    link: &Link,
+    neighbours: &mut Neighbours,
+    prefixes: LanPrefixes,
+) -> anyhow::Result<()> {
+    let fabric = Fabric::load(&node.fabric)?;
+    let specs = peer_specs(&fabric);
+    if let Some((mac, first, second)) = mac_collision(&specs) {
+        anyhow::bail!("{first} and {second} both derive the MAC address {mac}");
+    }
+    let Some(own) = specs.iter().find(|spec| spec.name == node.member).cloned() else {
+        anyhow::bail!("{} is no longer in the fabric", node.member);
+    };
+    if &own.public_key != own_public_key {
+        anyhow::bail!(
+            "the fabric gives {} another public key; restart with the matching private key",
+            node.member
+        );
+    }
+    let new_prefixes = LanPrefixes {
+        ipv4: fabric.lan.ipv4.prefix_len(),
+        ipv6: fabric.lan.ipv6.prefix_len(),
+    };
+    let peers: Vec<PeerSpec> = specs
+        .into_iter()
+        .filter(|spec| spec.name != node.member)
+        .collect();
+    let configs = resolve_endpoints(&peers).await;
+    let old_own = core.own().clone();
+    let changes = core.apply_peers(own.clone(), configs);
+    if old_own.ipv4 != own.ipv4
+        || old_own.ipv6 != own.ipv6
+        || new_prefixes.ipv4 != prefixes.ipv4
+        || new_prefixes.ipv6 != prefixes.ipv6
+    {
+        link.set_addresses(Some(&old_own), &own, new_prefixes)
+            .await?;
+    }
+    let new_neighbours = neighbours_of(&peers);
+    link.sync_neighbours(neighbours, &new_neighbours).await?;
+    *neighbours = new_neighbours;
+    tracing::info!(
+        added = ?changes.added,
+        removed = ?changes.removed,
+        rekeyed = ?changes.rekeyed,
+        updated = ?changes.updated,
+        "fabric reloaded"
+    );
+    Ok(())
+}
+
+/// The fabric's endpoints as socket addresses; DNS names are resolved now (a name that does
+/// not resolve leaves the peer without endpoint until it is heard from).
+async fn resolve_endpoints(peers: &[PeerSpec]) -> Vec<PeerConfig> {
+    let mut resolved: HashMap<String, Option<SocketAddr>> = HashMap::new();
+    for peer in peers {
+        let endpoint = match &peer.endpoint {
+            Some(Endpoint::Address(address)) => Some(*address),
+            Some(Endpoint::Name { host, port }) => {
+                match tokio::net::lookup_host((host.as_str(), *port)).await {
+                    Ok(mut addresses) => addresses.next(),
+                    Err(error) => {
+                        tracing::warn!(peer = %peer.name, %host, %error, "endpoint does not resolve");
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        resolved.insert(peer.name.clone(), endpoint);
+    }
+    peers
+        .iter()
+        .map(|peer| PeerConfig {
+            spec: peer.clone(),
+            endpoint: resolved.get(&peer.name).copied().flatten(),
+        })
+        .collect()
+}
+
+/// The UDP socket: dual-stack `[::]:port` where IPv6 exists, else `0.0.0.0:port`.
+async fn bind_udp(port: u16) -> anyhow::Result<UdpSocket> {
+    match UdpSocket::bind((Ipv6Addr::UNSPECIFIED, port)).await {
+        Ok(socket) => Ok(socket),
+        Err(_) => UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, port))
+            .await
+            .with_context(|| format!("cannot bind UDP port {port}")),
+    }
+}
+
+/// An address as the core sees it: IPv4-mapped IPv6 addresses of the dual-stack socket as IPv4.
+fn canonical(address: SocketAddr) -> SocketAddr {
+    SocketAddr::new(address.ip().to_canonical(), address.port())
+}
+
+/// Sends a datagram; an IPv4 destination on an IPv6 socket is written IPv4-mapped.
+async fn send(socket: &UdpSocket, socket_is_ipv6: bool, to: SocketAddr, datagram: &[u8]) {
+    let to = match (socket_is_ipv6, to.ip()) {
+        (true, IpAddr::V4(ip)) => SocketAddr::new(IpAddr::V6(ip.to_ipv6_mapped()), to.port()),
+        _ => to,
+    };
+    if let Err(error) = socket.send_to(datagram, to).await {
+        tracing::debug!(%to, %error, "UDP send failed");
+    }
+}
+
+/// The file's modification time, if it can be read.
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path)
+        .and_then(|metadata| metadata.modified())
+        .ok()
+}
+
+/// Serves `GET /metrics` until the task is dropped.
+async fn serve_metrics(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
+    let router = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let metrics = Arc::clone(&metrics);
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    metrics.render(),
+                )
+            }
+        }),
+    );
+    if let Err(error) = axum::serve(listener, router).await {
+        tracing::error!(%error, "metrics listener stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+
+    #[test]
+    fn mapped_addresses_become_ipv4() {
+        let mapped = SocketAddr::new(
+            IpAddr::V6(Ipv4Addr::new(198, 18, 1, 11).to_ipv6_mapped()),
+            51820,
+        );
+        assert_eq!(
+            canonical(mapped),
+            SocketAddr::from((Ipv4Addr::new(198, 18, 1, 11), 51820))
+        );
+        let v6: SocketAddr = "[fd00::1]:51820".parse().expect("address");
+        assert_eq!(canonical(v6), v6);
+    }
+
+    #[tokio::test]
+    async fn literal_endpoints_resolve_and_absent_ones_stay_absent() {
+        let spec = |name: &str, endpoint| PeerSpec {
+            name: name.to_owned(),
+            public_key: [0; 32],
+            mac: [2, 0, 0, 0, 0, 1],
+            ipv4: None,
+            ipv6: None,
+            endpoint,
+        };
+        let address = SocketAddr::from((Ipv4Addr::new(198, 18, 1, 12), 51820));
+        let configs = resolve_endpoints(&[
+            spec("a", Some(Endpoint::Address(address))),
+            spec("b", None),
+            spec(
+                "c",
+                Some(Endpoint::Name {
+                    host: "localhost".to_owned(),
+                    port: 51821,
+                }),
+            ),
+        ])
+        .await;
+        assert_eq!(configs[0].endpoint, Some(address));
+        assert_eq!(configs[1].endpoint, None);
+        assert_eq!(
+            configs[2].endpoint.map(|endpoint| endpoint.port()),
+            Some(51821)
+        );
+    }
+}

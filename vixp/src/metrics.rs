@@ -1,0 +1,249 @@
+//! The node's Prometheus metrics: one registry, prefix `vixp_`, labels no finer than a member,
+//! encoded at scrape time from the latest [`Status`] snapshot. Owns metric names and help;
+//! decides nothing about traffic.
+
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::text::encode_registry;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric as _};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
+use crate::status::{PeerView, Status};
+
+/// Labels of per-member series.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct MemberLabels {
+    /// Member (or route server) name from the fabric.
+    member: String,
+}
+
+/// Labels of the endpoint info series.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct EndpointLabels {
+    /// Member name.
+    member: String,
+    /// Its current endpoint, `IP:port`.
+    endpoint: String,
+}
+
+/// Labels of the drop counter.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ReasonLabels {
+    /// Drop reason name.
+    reason: String,
+}
+
+/// Encodes the latest snapshot on each scrape.
+#[derive(Debug)]
+struct SnapshotCollector(Arc<Mutex<Status>>);
+
+/// Per-member counters: name, help and the value in a [`PeerView`].
+type PeerCounter = (&'static str, &'static str, fn(&PeerView) -> u64);
+
+const PEER_COUNTERS: [PeerCounter; 5] = [
+    (
+        "sent_packets",
+        "IP packets sent to the member through its tunnel",
+        |peer| peer.sent_packets,
+    ),
+    (
+        "sent_bytes",
+        "Bytes of IP packets sent to the member (without Ethernet or WireGuard overhead)",
+        |peer| peer.sent_bytes,
+    ),
+    (
+        "received_packets",
+        "IP packets received from the member and written to the LAN",
+        |peer| peer.received_packets,
+    ),
+    (
+        "received_bytes",
+        "Bytes of IP packets received from the member",
+        |peer| peer.received_bytes,
+    ),
+    (
+        "peer_handshakes",
+        "WireGuard handshakes completed with the member",
+        |peer| peer.handshakes,
+    ),
+];
+
+impl Collector for SnapshotCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let status = match self.0.lock() {
+            Ok(status) => status.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        for (name, help, value) in PEER_COUNTERS {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for peer in &status.peers {
+                let labels = MemberLabels {
+                    member: peer.name.clone(),
+                };
+                ConstCounter::new(value(peer)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "latest_handshake_seconds",
+            "Unix time of the current session's handshake with the member (0: no session)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for peer in &status.peers {
+            let labels = MemberLabels {
+                member: peer.name.clone(),
+            };
+            let time = i64::try_from(peer.latest_handshake.unwrap_or(0)).unwrap_or(i64::MAX);
+            ConstGauge::new(time).encode(family.encode_family(&labels)?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "peer_endpoint_info",
+            "The member's current underlay endpoint (value always 1)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for peer in &status.peers {
+            if let Some(endpoint) = &peer.endpoint {
+                let labels = EndpointLabels {
+                    member: peer.name.clone(),
+                    endpoint: endpoint.clone(),
+                };
+                ConstGauge::new(1i64).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let handshakes = ConstCounter::new(status.handshakes);
+        handshakes.encode(encoder.encode_descriptor(
+            "handshakes",
+            "WireGuard handshakes completed with any member",
+            None,
+            MetricType::Counter,
+        )?)?;
+        let mut family = encoder.encode_descriptor(
+            "drops",
+            "Frames and datagrams dropped, by reason",
+            None,
+            MetricType::Counter,
+        )?;
+        for (reason, count) in &status.drops {
+            let labels = ReasonLabels {
+                reason: reason.clone(),
+            };
+            ConstCounter::new(*count).encode(family.encode_family(&labels)?)?;
+        }
+        let members = ConstGauge::new(i64::try_from(status.fabric_members).unwrap_or(i64::MAX));
+        members.encode(encoder.encode_descriptor(
+            "fabric_members",
+            "Nodes in the fabric in use (members and route servers, this node included)",
+            None,
+            MetricType::Gauge,
+        )?)?;
+        Ok(())
+    }
+}
+
+/// The node's metrics registry.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+}
+
+impl Metrics {
+    /// A registry exporting whatever `status` holds at scrape time.
+    pub fn new(status: Arc<Mutex<Status>>) -> Metrics {
+        let mut registry = Registry::with_prefix("vixp");
+        registry.register_collector(Box::new(SnapshotCollector(status)));
+        Metrics { registry }
+    }
+
+    /// The metrics in the Prometheus text exposition format (version 0.0.4), which Prometheus
+    /// and `promtool check metrics` read.
+    pub fn render(&self) -> String {
+        let mut open_metrics = String::new();
+        if encode_registry(&mut open_metrics, &self.registry).is_err() {
+            return String::new();
+        }
+        to_prometheus_text(&open_metrics)
+    }
+}
+
+/// Converts OpenMetrics text to the Prometheus 0.0.4 format: a counter family `x` is written
+/// `x_total` in its HELP and TYPE lines, as its samples are, and the `# EOF` marker goes.
+fn to_prometheus_text(open_metrics: &str) -> String {
+    let counters: Vec<&str> = open_metrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(open_metrics.len() + counters.len() * 16);
+    for line in open_metrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|marker| {
+            let rest = line.strip_prefix(marker)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(&name)
+                .then(|| format!("{marker}{name}_total {tail}"))
+        });
+        let _ = writeln!(out, "{}", renamed.as_deref().unwrap_or(line));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rendered() -> String {
+        let mut status = Status {
+            node: "alpha".to_owned(),
+            fabric_members: 3,
+            handshakes: 4,
+            ..Status::default()
+        };
+        status.peers.push(PeerView {
+            name: "bravo".to_owned(),
+            endpoint: Some("198.18.1.12:51820".to_owned()),
+            latest_handshake: Some(1_700_000_000),
+            sent_bytes: 84,
+            ..PeerView::default()
+        });
+        status.drops.insert("broadcast".to_owned(), 5);
+        Metrics::new(Arc::new(Mutex::new(status))).render()
+    }
+
+    #[test]
+    fn counters_end_in_total_in_help_type_and_samples() {
+        let text = rendered();
+        assert!(
+            text.contains("# TYPE vixp_sent_bytes_total counter\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("vixp_sent_bytes_total{member=\"bravo\"} 84\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("vixp_drops_total{reason=\"broadcast\"} 5\n"),
+            "{text}"
+        );
+        assert!(text.contains("vixp_handshakes_total 4\n"), "{text}");
+        assert!(text.contains("vixp_fabric_members 3\n"), "{text}");
+        assert!(
+            text.contains("vixp_latest_handshake_seconds{member=\"bravo\"} 1700000000\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "vixp_peer_endpoint_info{member=\"bravo\",endpoint=\"198.18.1.12:51820\"} 1\n"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("# EOF"));
+    }
+}
