@@ -182,6 +182,7 @@ pub async fn run(
     let (query_sender, query_receiver) = mpsc::channel(16);
     let wakeup = Arc::new(Notify::new());
     let mut export_senders = Vec::new();
+    let mut resets = Vec::new();
     let mut incoming_senders = Vec::new();
     let mut tasks = tokio::task::JoinSet::new();
 
@@ -189,6 +190,8 @@ pub async fn run(
         let (export_sender, export_receiver) = mpsc::channel(rib_task::EXPORTS_IN_FLIGHT);
         let (incoming_sender, incoming_receiver) = mpsc::channel(4);
         export_senders.push(export_sender);
+        let reset = Arc::new(Notify::new());
+        resets.push(Arc::clone(&reset));
         incoming_senders.push(incoming_sender);
         let task = neighbor::NeighborTask::new(
             config.clone(),
@@ -198,6 +201,7 @@ pub async fn run(
                 exports: export_receiver,
                 incoming: incoming_receiver,
                 wakeup: Arc::clone(&wakeup),
+                reset,
                 shutdown: shutdown.clone(),
             },
             Arc::clone(&status),
@@ -226,6 +230,7 @@ pub async fn run(
     let rib = rib_task::RibTask::new(
         neighbor_configs.clone(),
         export_senders,
+        resets,
         Arc::clone(&wakeup),
         Arc::clone(&metrics),
     );

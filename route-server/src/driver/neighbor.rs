@@ -48,6 +48,8 @@ pub struct Channels {
     pub incoming: mpsc::Receiver<TcpStream>,
     /// Tells the RIB task an export was taken (room for the next).
     pub wakeup: Arc<Notify>,
+    /// Signalled by the RIB task when this client fell too far behind its change log.
+    pub reset: Arc<Notify>,
     /// Becomes true on shutdown.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -262,6 +264,20 @@ impl NeighborTask {
         tokio::select! {
             biased;
             _ = self.channels.shutdown.changed() => {}
+            () = self.channels.reset.notified() => {
+                if let Some(id) = self.established
+                    && let Some(connection) = self.connection_mut(id)
+                {
+                    warn!("session reset: the member fell too far behind the route server's updates");
+                    // RFC 4486: Cease, Out of Resources. The member gets the full table again
+                    // when it reconnects.
+                    connection.session.stop(
+                        CeaseSubcode::OutOfResources,
+                        "fell too far behind the route server's updates",
+                        Instant::now(),
+                    );
+                }
+            }
             read = self.reads.recv() => {
                 let Some((id, read)) = read else { return };
                 let now = Instant::now();

@@ -93,15 +93,18 @@ pub struct RibTask {
     neighbors: Vec<NeighborConfig>,
     exports: Vec<mpsc::Sender<TaggedExport>>,
     generations: Vec<Option<u64>>,
+    resets: Vec<Arc<Notify>>,
     wakeup: Arc<Notify>,
     metrics: Arc<Metrics>,
 }
 
 impl RibTask {
-    /// A RIB task for these neighbors; `exports[i]` reaches the task of neighbor `i`.
+    /// A RIB task for these neighbors; `exports[i]` reaches the task of neighbor `i`, and
+    /// `resets[i]` tells it to reset its session (it fell too far behind).
     pub fn new(
         neighbors: Vec<NeighborConfig>,
         exports: Vec<mpsc::Sender<TaggedExport>>,
+        resets: Vec<Arc<Notify>>,
         wakeup: Arc<Notify>,
         metrics: Arc<Metrics>,
     ) -> RibTask {
@@ -111,6 +114,7 @@ impl RibTask {
             neighbors,
             exports,
             generations,
+            resets,
             wakeup,
             metrics,
         }
@@ -144,6 +148,11 @@ impl RibTask {
                     }
                 }
                 _ = gauges.tick() => self.update_gauges(),
+            }
+            for peer in self.rib.take_lagging() {
+                if let Some(reset) = self.resets.get(index(peer)) {
+                    reset.notify_one();
+                }
             }
             self.flush();
         }

@@ -8,26 +8,40 @@
 //! best path it is allowed to have (RFC 7947 section 2.3.2.1, no path hiding).
 //!
 //! There is no per-client Adj-RIB-Out. A client's export is a pure function of the sorted paths
-//! (`choose`); when a change alters that choice, the prefix goes into the client's dirty set, and
-//! the driver drains dirty sets at the pace each client reads. A slow client costs at most one
-//! entry per prefix and never holds up the others.
+//! (the first path not from the client's own member). A change that alters some client's export
+//! goes into one shared change log, naming exactly which clients it concerns; each client reads
+//! the log through its own cursor at the pace its session drains, and is sent its current choice
+//! for each prefix it reads. A new or refreshed client first walks the whole table. Memory is one
+//! log entry per change, shared by all clients, instead of one entry per change per client.
 
 mod best;
 mod intern;
+mod log;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-use indexmap::IndexSet;
+use rustc_hash::FxBuildHasher;
 use vixp_bgp::{Attributes, Family, Prefix, Update};
 
 pub use best::{Source, compare};
 pub use intern::Interner;
+pub use log::{Change, ChangeLog};
+
+/// How far (in log entries) a client may fall behind before its session is reset: a client that
+/// stops reading must not pin the shared log for ever. The limit grows with the table.
+pub const MIN_LAG_LIMIT: usize = 1 << 20;
 
 /// Identifies one neighbor session slot (a member over one transport family).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PeerId(pub u32);
+
+impl PeerId {
+    fn index(self) -> usize {
+        usize::try_from(self.0).unwrap_or(usize::MAX)
+    }
+}
 
 /// What the RIB knows about a neighbor whose session is established.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,10 +59,11 @@ pub struct PeerInfo {
     pub families: Vec<Family>,
 }
 
-/// One stored path.
+/// One stored path: 16 bytes.
 #[derive(Debug, Clone)]
 struct Path {
     peer: PeerId,
+    member: u32,
     attributes: Arc<Attributes>,
 }
 
@@ -64,10 +79,12 @@ pub struct FamilyCounts {
 #[derive(Debug)]
 struct PeerState {
     info: PeerInfo,
-    /// False while the peer is being torn down: it then receives no more exports.
-    exporting: bool,
-    counts: [FamilyCounts; 2],
-    dirty: IndexSet<Prefix>,
+    member: u32,
+    received: [usize; 2],
+    /// Next log entry to read.
+    cursor: u64,
+    /// Prefixes still to send from a full-table walk (new session or route refresh).
+    walk: Vec<Prefix>,
 }
 
 /// Work for one client: routes to announce, grouped by shared attributes and family, and
@@ -119,27 +136,43 @@ pub struct RibTotals {
     pub paths: usize,
     /// Distinct attribute sets.
     pub attribute_sets: usize,
+    /// Change log entries not yet read by every client.
+    pub pending_changes: usize,
 }
 
-/// Identity of a client's current choice for a prefix: which path (by neighbor and the address
-/// of its shared attribute set). Two choices are the same export when these are equal.
+/// Identity of a path as a client's choice: which neighbor, and the address of its shared
+/// attribute set (unique while the set is alive; the interner keeps equal sets in one
+/// allocation). Two choices are the same export when these are equal.
 type Choice = Option<(PeerId, usize)>;
 
-/// The route server RIB. See the module documentation.
-#[derive(Debug, Default)]
-pub struct Rib {
-    interner: Interner,
-    table: HashMap<Prefix, Vec<Path>>,
-    peers: HashMap<PeerId, PeerState>,
-    paths: usize,
-    /// Reused between updates: the clients and their choices before a change.
-    scratch: Vec<(PeerId, Choice)>,
+fn identity(path: &Path) -> (PeerId, usize) {
+    (path.peer, Arc::as_ptr(&path.attributes) as usize)
 }
 
-/// The identity of a shared attribute set: the address of its allocation, which is unique
-/// while the set is alive (the interner keeps equal sets in one allocation).
-fn attributes_identity(attributes: &Arc<Attributes>) -> usize {
-    Arc::as_ptr(attributes) as usize
+/// The export of a prefix to a client of `member`: the most preferred path that did not come
+/// from that member (RFC 7947 section 2.3.2.1).
+fn choose(paths: &[Path], member: u32) -> Option<&Path> {
+    paths.iter().find(|path| path.member != member)
+}
+
+/// The best path's member and the choices that matter: the best path (what everyone else gets)
+/// and the best path from another member (what the best path's member gets).
+fn summary(paths: &[Path]) -> Option<(u32, Choice, Choice)> {
+    let top = paths.first()?;
+    Some((
+        top.member,
+        Some(identity(top)),
+        choose(paths, top.member).map(identity),
+    ))
+}
+
+/// If every path comes from one member, that member (it is the one client without an export).
+fn sole_member(paths: &[Path]) -> Option<u32> {
+    let first = paths.first()?.member;
+    paths
+        .iter()
+        .all(|path| path.member == first)
+        .then_some(first)
 }
 
 fn family_index(family: Family) -> usize {
@@ -149,38 +182,73 @@ fn family_index(family: Family) -> usize {
     }
 }
 
+/// The route server RIB. See the module documentation.
+#[derive(Debug, Default)]
+pub struct Rib {
+    interner: Interner,
+    table: HashMap<Prefix, Vec<Path>, FxBuildHasher>,
+    peers: Vec<Option<PeerState>>,
+    log: ChangeLog,
+    paths: usize,
+    prefixes_per_family: [usize; 2],
+    /// Per member: prefixes whose every path is that member's (it receives no export for them).
+    sole: HashMap<u32, [usize; 2], FxBuildHasher>,
+    /// Clients that fell too far behind and must be reset.
+    lagging: Vec<PeerId>,
+    /// Lag limit in log entries; 0 means [`MIN_LAG_LIMIT`] or twice the table, whichever is more.
+    lag_limit: usize,
+}
+
 impl Rib {
     /// An empty RIB.
     pub fn new() -> Rib {
         Rib::default()
     }
 
+    /// An empty RIB that resets clients more than `limit` log entries behind.
+    pub fn with_lag_limit(limit: usize) -> Rib {
+        Rib {
+            lag_limit: limit,
+            ..Rib::default()
+        }
+    }
+
+    fn peer(&self, peer: PeerId) -> Option<&PeerState> {
+        self.peers.get(peer.index()).and_then(Option::as_ref)
+    }
+
+    fn peer_mut(&mut self, peer: PeerId) -> Option<&mut PeerState> {
+        self.peers.get_mut(peer.index()).and_then(Option::as_mut)
+    }
+
     /// Registers a neighbor whose session just became established and schedules the full
-    /// table for it (every prefix it may receive goes into its dirty set).
+    /// table for it.
     pub fn peer_up(&mut self, peer: PeerId, info: PeerInfo) {
         self.peer_down(peer);
-        self.peers.insert(
-            peer,
-            PeerState {
-                info,
-                exporting: true,
-                counts: [FamilyCounts::default(); 2],
-                dirty: IndexSet::new(),
-            },
-        );
-        for family in Family::ALL {
+        let index = peer.index();
+        if self.peers.len() <= index {
+            self.peers.resize_with(index + 1, || None);
+        }
+        let member = u32::try_from(info.member).unwrap_or(u32::MAX);
+        let families = info.families.clone();
+        self.peers[index] = Some(PeerState {
+            info,
+            member,
+            received: [0; 2],
+            cursor: self.log.end(),
+            walk: Vec::new(),
+        });
+        for family in families {
             self.refresh(peer, family);
         }
     }
 
     /// Removes a neighbor: withdraws all its paths (the change reaches every other client) and
-    /// forgets what it still had to be told. Does nothing for an unknown neighbor.
+    /// forgets its export state. Does nothing for an unknown neighbor.
     pub fn peer_down(&mut self, peer: PeerId) {
-        let Some(state) = self.peers.get_mut(&peer) else {
+        if self.peer(peer).is_none() {
             return;
-        };
-        state.exporting = false;
-        state.dirty = IndexSet::new();
+        }
         let prefixes: Vec<Prefix> = self
             .table
             .iter()
@@ -190,13 +258,16 @@ impl Rib {
         for prefix in prefixes {
             self.change(prefix, peer, None);
         }
-        self.peers.remove(&peer);
+        if let Some(slot) = self.peers.get_mut(peer.index()) {
+            *slot = None;
+        }
+        self.trim();
     }
 
     /// Applies an UPDATE received from `peer`. Prefixes of families not negotiated with the
     /// peer are ignored (RFC 4760 section 6); returns how many were ignored.
     pub fn update(&mut self, peer: PeerId, update: Update) -> usize {
-        let Some(state) = self.peers.get(&peer) else {
+        let Some(state) = self.peer(peer) else {
             return 0;
         };
         let families = state.info.families.clone();
@@ -219,85 +290,118 @@ impl Rib {
             }
             self.interner.release(attributes);
         }
+        self.check_lag();
         ignored
     }
 
     /// Schedules every prefix of `family` the client may receive to be sent again (route
     /// refresh, RFC 2918 section 4, or a new session).
     pub fn refresh(&mut self, peer: PeerId, family: Family) {
-        let Some(state) = self.peers.get(&peer) else {
+        let Some(state) = self.peer(peer) else {
             return;
         };
         if !state.info.families.contains(&family) {
             return;
         }
-        let member = state.info.member;
-        let mut dirty = Vec::new();
-        for (prefix, paths) in &self.table {
-            if Family::of(prefix) == family && self.choose_for_member(paths, member).is_some() {
-                dirty.push(*prefix);
-            }
-        }
-        if let Some(state) = self.peers.get_mut(&peer) {
-            state.counts[family_index(family)].advertised = dirty.len();
-            state.dirty.extend(dirty);
+        let member = state.member;
+        let walk: Vec<Prefix> = self
+            .table
+            .iter()
+            .filter(|(prefix, paths)| {
+                Family::of(prefix) == family && choose(paths, member).is_some()
+            })
+            .map(|(prefix, _)| *prefix)
+            .collect();
+        if let Some(state) = self.peer_mut(peer) {
+            state.walk.extend(walk);
         }
     }
 
-    /// Takes up to `max` prefixes from the client's dirty set and returns what to send for them
-    /// now. `None` when there is nothing to send.
+    /// Takes up to `max` prefixes of work for the client and returns what to send for them now:
+    /// first any full-table walk, then the change log. `None` when there is nothing to send.
     pub fn take_export(&mut self, peer: PeerId, max: usize) -> Option<Export> {
-        let state = self.peers.get_mut(&peer)?;
-        if state.dirty.is_empty() || !state.exporting {
-            return None;
-        }
-        let member = state.info.member;
-        let count = max.min(state.dirty.len());
-        let start = state.dirty.len() - count;
-        let batch: Vec<Prefix> = state.dirty.drain(start..).collect();
         let mut export = Export::default();
-        let mut groups: HashMap<(usize, Family), usize> = HashMap::new();
-        for prefix in batch {
-            let chosen = self
+        let mut groups: HashMap<(usize, Family), usize, FxBuildHasher> = HashMap::default();
+        let mut budget = max;
+        let index = peer.index();
+        let state = self.peers.get_mut(index)?.as_mut()?;
+        let member = state.member;
+        let families = state.info.families.clone();
+        while budget > 0 {
+            let Some(prefix) = state.walk.pop() else {
+                break;
+            };
+            budget -= 1;
+            if let Some(path) = self
                 .table
                 .get(&prefix)
-                .and_then(|paths| self.choose_for_member(paths, member));
-            match chosen {
-                Some(path) => {
-                    let key = (attributes_identity(&path.attributes), Family::of(&prefix));
-                    let index = *groups.entry(key).or_insert_with(|| {
-                        export
-                            .announce
-                            .push((Arc::clone(&path.attributes), Vec::new()));
-                        export.announce.len() - 1
-                    });
-                    export.announce[index].1.push(prefix);
-                }
+                .and_then(|paths| choose(paths, member))
+            {
+                add(&mut export, &mut groups, prefix, path);
+            }
+        }
+        while budget > 0 {
+            let Some(change) = self.log.get(state.cursor) else {
+                break;
+            };
+            state.cursor += 1;
+            if !change.concerns(member) || !families.contains(&Family::of(&change.prefix)) {
+                continue;
+            }
+            budget -= 1;
+            let prefix = change.prefix;
+            match self
+                .table
+                .get(&prefix)
+                .and_then(|paths| choose(paths, member))
+            {
+                Some(path) => add(&mut export, &mut groups, prefix, path),
                 None => export.withdraw.push(prefix),
             }
         }
-        Some(export)
+        self.trim();
+        (!export.is_empty()).then_some(export)
     }
 
-    /// Whether the client still has prefixes to be told about.
+    /// Whether the client still has work pending.
     pub fn has_pending(&self, peer: PeerId) -> bool {
-        self.peers
-            .get(&peer)
-            .is_some_and(|state| state.exporting && !state.dirty.is_empty())
+        self.peer(peer)
+            .is_some_and(|state| !state.walk.is_empty() || state.cursor < self.log.end())
     }
 
-    /// Number of prefixes the client still has to be told about.
+    /// Number of walk prefixes and log entries the client has not read yet.
     pub fn pending(&self, peer: PeerId) -> usize {
-        self.peers.get(&peer).map_or(0, |state| state.dirty.len())
+        self.peer(peer).map_or(0, |state| {
+            state.walk.len()
+                + usize::try_from(self.log.end().saturating_sub(state.cursor)).unwrap_or(usize::MAX)
+        })
+    }
+
+    /// Clients that fell so far behind that their session must be reset (they get the full
+    /// table when it comes back). Taking them clears the list.
+    pub fn take_lagging(&mut self) -> Vec<PeerId> {
+        std::mem::take(&mut self.lagging)
     }
 
     /// Counters of a neighbor for one family.
     pub fn counts(&self, peer: PeerId, family: Family) -> FamilyCounts {
-        self.peers
-            .get(&peer)
-            .map_or_else(FamilyCounts::default, |state| {
-                state.counts[family_index(family)]
-            })
+        let Some(state) = self.peer(peer) else {
+            return FamilyCounts::default();
+        };
+        let index = family_index(family);
+        let advertised = if state.info.families.contains(&family) {
+            let sole = self
+                .sole
+                .get(&state.member)
+                .map_or(0, |counts| counts[index]);
+            self.prefixes_per_family[index].saturating_sub(sole)
+        } else {
+            0
+        };
+        FamilyCounts {
+            received: state.received[index],
+            advertised,
+        }
     }
 
     /// Totals for the whole RIB.
@@ -306,6 +410,7 @@ impl Rib {
             prefixes: self.table.len(),
             paths: self.paths,
             attribute_sets: self.interner.len(),
+            pending_changes: self.log.len(),
         }
     }
 
@@ -368,28 +473,8 @@ impl Rib {
         })
     }
 
-    /// What the client of `member` receives for a prefix: the most preferred path that did not
-    /// come from that member (RFC 7947 section 2.3.2.1).
-    fn choose_for_member<'a>(&self, paths: &'a [Path], member: usize) -> Option<&'a Path> {
-        paths.iter().find(|path| {
-            self.peers
-                .get(&path.peer)
-                .is_some_and(|source| source.info.member != member)
-        })
-    }
-
-    fn choice(&self, prefix: &Prefix, client: &PeerState) -> Choice {
-        if !client.exporting || !client.info.families.contains(&Family::of(prefix)) {
-            return None;
-        }
-        self.table
-            .get(prefix)
-            .and_then(|paths| self.choose_for_member(paths, client.info.member))
-            .map(|path| (path.peer, attributes_identity(&path.attributes)))
-    }
-
     fn source(&self, peer: PeerId) -> Source {
-        self.peers.get(&peer).map_or(
+        self.peer(peer).map_or(
             Source {
                 router_id: Ipv4Addr::UNSPECIFIED,
                 address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
@@ -401,18 +486,58 @@ impl Rib {
         )
     }
 
-    /// Replaces (or with `None` removes) `peer`'s path for `prefix`, keeps the paths sorted, and
-    /// marks the prefix dirty for every client whose choice changed.
-    fn change(&mut self, prefix: Prefix, peer: PeerId, attributes: Option<Arc<Attributes>>) {
-        let mut scratch = std::mem::take(&mut self.scratch);
-        scratch.clear();
-        for (client, state) in &self.peers {
-            scratch.push((*client, self.choice(&prefix, state)));
-        }
+    /// Drops log entries every client has read.
+    fn trim(&mut self) {
+        let oldest = self
+            .peers
+            .iter()
+            .flatten()
+            .map(|state| state.cursor)
+            .min()
+            .unwrap_or_else(|| self.log.end());
+        self.log.trim(oldest);
+    }
 
-        let family = Family::of(&prefix);
+    /// Marks clients that are too far behind the log, and moves their cursors to the end so the
+    /// log can be trimmed; the driver resets their sessions.
+    fn check_lag(&mut self) {
+        let limit = if self.lag_limit > 0 {
+            self.lag_limit
+        } else {
+            MIN_LAG_LIMIT.max(self.table.len().saturating_mul(2))
+        };
+        if self.log.len() <= limit {
+            return;
+        }
+        let end = self.log.end();
+        let threshold = end.saturating_sub(limit as u64);
+        for (index, slot) in self.peers.iter_mut().enumerate() {
+            if let Some(state) = slot
+                && state.cursor < threshold
+            {
+                state.cursor = end;
+                state.walk.clear();
+                let peer = PeerId(u32::try_from(index).unwrap_or(u32::MAX));
+                if !self.lagging.contains(&peer) {
+                    self.lagging.push(peer);
+                }
+            }
+        }
+        self.trim();
+    }
+
+    /// Replaces (or with `None` removes) `peer`'s path for `prefix`, keeps the paths sorted, and
+    /// logs the change when it alters some client's export.
+    fn change(&mut self, prefix: Prefix, peer: PeerId, attributes: Option<Arc<Attributes>>) {
+        let family = family_index(Family::of(&prefix));
         let source = self.source(peer);
+        let member = self.peer(peer).map_or(u32::MAX, |state| state.member);
+        let peers = &self.peers;
         let paths = self.table.entry(prefix).or_default();
+        let before = summary(paths);
+        let sole_before = sole_member(paths);
+        let was_empty = paths.is_empty();
+
         let mut released = None;
         let mut delta: isize = 0;
         if let Some(index) = paths.iter().position(|path| path.peer == peer) {
@@ -420,59 +545,133 @@ impl Rib {
             delta -= 1;
         }
         if let Some(attributes) = attributes {
-            let position = {
-                let peers = &self.peers;
-                let source_of = |peer: PeerId| {
-                    peers.get(&peer).map_or(source, |state| Source {
+            let source_of = |other: PeerId| {
+                peers
+                    .get(other.index())
+                    .and_then(Option::as_ref)
+                    .map_or(source, |state| Source {
                         router_id: state.info.router_id,
                         address: state.info.address,
                     })
-                };
-                paths.partition_point(|existing| {
-                    compare(
-                        &existing.attributes,
-                        source_of(existing.peer),
-                        &attributes,
-                        source,
-                    )
-                    .is_le()
-                })
             };
-            paths.insert(position, Path { peer, attributes });
+            let position = paths.partition_point(|existing| {
+                compare(
+                    &existing.attributes,
+                    source_of(existing.peer),
+                    &attributes,
+                    source,
+                )
+                .is_le()
+            });
+            paths.insert(
+                position,
+                Path {
+                    peer,
+                    member,
+                    attributes,
+                },
+            );
             delta += 1;
         }
-        if paths.is_empty() {
+        let after = summary(paths);
+        let sole_after = sole_member(paths);
+        let now_empty = paths.is_empty();
+        if now_empty {
             self.table.remove(&prefix);
         }
+
         self.paths = self.paths.saturating_add_signed(delta);
-        if let Some(state) = self.peers.get_mut(&peer) {
-            let received = &mut state.counts[family_index(family)].received;
-            *received = received.saturating_add_signed(delta);
+        if let Some(state) = self.peer_mut(peer) {
+            state.received[family] = state.received[family].saturating_add_signed(delta);
+        }
+        match (was_empty, now_empty) {
+            (true, false) => self.prefixes_per_family[family] += 1,
+            (false, true) => {
+                self.prefixes_per_family[family] =
+                    self.prefixes_per_family[family].saturating_sub(1);
+            }
+            _ => {}
+        }
+        if sole_before != sole_after {
+            if let Some(member) = sole_before {
+                let counts = self.sole.entry(member).or_default();
+                counts[family] = counts[family].saturating_sub(1);
+            }
+            if let Some(member) = sole_after {
+                self.sole.entry(member).or_default()[family] += 1;
+            }
         }
         if let Some(old) = released {
             self.interner.release(old);
         }
+        if let Some(change) = concerned(prefix, before, after) {
+            self.log.push(change);
+        }
+    }
+}
 
-        for (client, before) in scratch.drain(..) {
-            let after = match self.peers.get(&client) {
-                Some(state) => self.choice(&prefix, state),
-                None => continue,
-            };
-            if before == after {
-                continue;
-            }
-            if let Some(state) = self.peers.get_mut(&client) {
-                let advertised = &mut state.counts[family_index(family)].advertised;
-                match (before.is_some(), after.is_some()) {
-                    (false, true) => *advertised += 1,
-                    (true, false) => *advertised = advertised.saturating_sub(1),
-                    _ => {}
-                }
-                state.dirty.insert(prefix);
+/// The log entry for a change from `before` to `after` (see [`summary`]), or `None` when no
+/// client's export changed.
+fn concerned(
+    prefix: Prefix,
+    before: Option<(u32, Choice, Choice)>,
+    after: Option<(u32, Choice, Choice)>,
+) -> Option<Change> {
+    let top = |summary: Option<(u32, Choice, Choice)>| summary.and_then(|(_, top, _)| top);
+    let choice_of = |summary: Option<(u32, Choice, Choice)>, member: u32| match summary {
+        Some((top_member, top, alternative)) => {
+            if top_member == member {
+                alternative
+            } else {
+                top
             }
         }
-        self.scratch = scratch;
+        None => None,
+    };
+    let others = top(before) != top(after);
+    let mut named = [None, None];
+    let members = [before.map(|(m, _, _)| m), after.map(|(m, _, _)| m)];
+    for (slot, member) in members.into_iter().enumerate() {
+        let Some(member) = member else { continue };
+        if slot == 1 && members[0] == Some(member) {
+            continue;
+        }
+        let changed = choice_of(before, member) != choice_of(after, member);
+        named[slot] = Some((member, changed));
     }
+    let any = others || named.iter().flatten().any(|(_, changed)| *changed);
+    any.then_some(Change {
+        prefix,
+        others,
+        named,
+    })
+}
+
+fn add(
+    export: &mut Export,
+    groups: &mut HashMap<(usize, Family), usize, FxBuildHasher>,
+    prefix: Prefix,
+    path: &Path,
+) {
+    let key = (identity(path).1, Family::of(&prefix));
+    // Consecutive prefixes usually share an attribute set: skip the lookup then.
+    if let Some(last) = export.announce.last_mut()
+        && Arc::as_ptr(&last.0) as usize == key.0
+        && last
+            .1
+            .last()
+            .is_some_and(|previous| Family::of(previous) == key.1)
+    {
+        last.1.push(prefix);
+        return;
+    }
+    let index = *groups.entry(key).or_insert_with(|| {
+        export
+            .announce
+            .push((Arc::clone(&path.attributes), Vec::new()));
+        export.announce.len() - 1
+    });
+    export.announce[index].1.push(prefix);
 }
 
 #[cfg(test)]

@@ -306,3 +306,42 @@ fn a_changed_announcement_replaces_the_old_path() {
     assert_eq!(rib.counts(ALPHA, Family::Ipv4).received, 1);
     assert_eq!(rib.totals().attribute_sets, 1);
 }
+
+#[test]
+fn the_change_log_is_trimmed_once_every_client_has_read_it() {
+    let mut rib = three_members();
+    rib.update(
+        ALPHA,
+        announce(attributes(&[64511], 11, None), &["198.18.128.0/24"]),
+    );
+    assert_eq!(rib.totals().pending_changes, 1);
+    drain(&mut rib, BRAVO);
+    assert_eq!(
+        rib.totals().pending_changes,
+        1,
+        "charlie has not read it yet"
+    );
+    drain(&mut rib, CHARLIE);
+    drain(&mut rib, ALPHA);
+    assert_eq!(rib.totals().pending_changes, 0);
+}
+
+#[test]
+fn a_client_that_stops_reading_is_reported_and_does_not_pin_the_log() {
+    let mut rib = Rib::with_lag_limit(4);
+    rib.peer_up(ALPHA, info(0, 11));
+    rib.peer_up(BRAVO, info(1, 12));
+    rib.peer_up(CHARLIE, info(2, 13));
+    for third in 0..10u8 {
+        let text = format!("198.18.{}.0/24", 128 + third);
+        rib.update(
+            ALPHA,
+            announce(attributes(&[64511], 11, None), &[text.as_str()]),
+        );
+        drain(&mut rib, ALPHA);
+        drain(&mut rib, BRAVO);
+    }
+    assert_eq!(rib.take_lagging(), vec![CHARLIE]);
+    assert!(rib.totals().pending_changes <= 4);
+    assert_eq!(drain(&mut rib, BRAVO).prefix_count(), 0, "bravo kept up");
+}
