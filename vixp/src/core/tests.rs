@@ -583,3 +583,35 @@ fn timers_send_a_persistent_keepalive_to_the_endpoint() {
     // Without a session, the keepalive starts a handshake to the configured endpoint.
     assert_eq!(sent.first(), Some(&(underlay(12), 148)));
 }
+
+#[test]
+fn a_handshake_flood_is_answered_with_cookies() {
+    let mut nodes = fabric(&["alpha", "bravo"]);
+    let mut out = vec![0u8; BUFFER_SIZE];
+    let mut cookies = 0;
+    let from = nodes[0].address;
+    // Fresh initiators with alpha's key: each initiation is valid and new. Every one is counted
+    // twice, so the limit is reached after HANDSHAKES_PER_SECOND of them (bounded loop).
+    for _ in 0..HANDSHAKES_PER_SECOND + 20 {
+        let mut twins = fabric(&["alpha", "bravo"]);
+        let mut wire = Wire::new();
+        let frame = lan_ping(&twins, 0, 1);
+        frame_in(&mut twins, 0, &frame, &mut wire);
+        let (_, _, initiation) = wire.pop_front().expect("initiation");
+        if let Action::Transmit { datagram, .. } =
+            nodes[1].core.handle_datagram(from, &initiation, &mut out)
+            && datagram.first() == Some(&3)
+        {
+            assert_eq!(datagram.len(), 64, "a cookie reply");
+            cookies += 1;
+        }
+    }
+    assert!(cookies >= 10, "{cookies} cookie replies");
+    // The limiter forgets the flood once reset; a second later handshakes pass again.
+    std::thread::sleep(RATE_LIMIT_RESET);
+    nodes[1]
+        .core
+        .handle_tick(Instant::now(), &mut out, |_, _| {});
+    assert!(ping(&mut nodes, 0, 1).is_empty());
+    assert_eq!(nodes[1].tap.len(), 1);
+}

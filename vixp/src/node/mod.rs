@@ -765,6 +765,33 @@ mod tests {
     }
 
     #[test]
+    fn the_example_in_configs_parses_with_every_field_as_documented() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/node.yaml");
+        let node = NodeFile::load(&path).expect("configs/node.yaml is valid");
+        assert_eq!(node.member, "alpha");
+        assert_eq!(node.fabric, path.with_file_name("fabric.yaml"));
+        assert_eq!(node.private_key_file, path.with_file_name("private.key"));
+        assert_eq!(node.listen_port, Some(51820));
+        assert_eq!(node.control_socket, PathBuf::from("/run/vixp/vixp0.sock"));
+        let reference = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/node-reference.md"),
+        )
+        .expect("docs/node-reference.md");
+        for field in FIELDS {
+            assert!(
+                reference.contains(&format!("### `{field}`")),
+                "{field} is not documented"
+            );
+        }
+        for reason in crate::core::DropReason::ALL {
+            assert!(
+                reference.contains(&format!("`{}`", reason.name())),
+                "drop reason {reason} is not documented"
+            );
+        }
+    }
+
+    #[test]
     fn an_oversized_file_is_refused() {
         let path = std::env::temp_dir().join(format!("vixp-node-big-{}", std::process::id()));
         std::fs::write(&path, "#".repeat(100_000)).expect("write");
