@@ -477,11 +477,15 @@ impl Core {
         let body = &mut out[ETHERNET_HEADER..];
         let base = body.as_ptr() as usize;
         let outcome = match peer.tunnel.decapsulate(Some(from.ip()), datagram, body) {
-            TunnResult::WriteToNetwork(reply) => {
-                Outcome::Network(reply.as_ptr() as usize - base, reply.len())
-            }
+            TunnResult::WriteToNetwork(reply) => match offset_in(base, reply) {
+                Some(offset) => Outcome::Network(offset, reply.len()),
+                None => Outcome::Error(DropReason::Malformed),
+            },
             TunnResult::WriteToTunnelV4(packet, _) | TunnResult::WriteToTunnelV6(packet, _) => {
-                Outcome::Tunnel(packet.as_ptr() as usize - base, packet.len())
+                match offset_in(base, packet) {
+                    Some(offset) => Outcome::Tunnel(offset, packet.len()),
+                    None => Outcome::Error(DropReason::Malformed),
+                }
             }
             TunnResult::Done => Outcome::Done,
             TunnResult::Err(error) => Outcome::Error(reason_for(&error)),
@@ -489,7 +493,9 @@ impl Core {
         match outcome {
             Outcome::Network(offset, length) => {
                 let start = ETHERNET_HEADER + offset;
-                let reply = &out[start..start + length];
+                let Some(reply) = out.get(start..start + length) else {
+                    return self.drop_with(DropReason::TooLarge);
+                };
                 if reply.first() != Some(&MESSAGE_COOKIE_REPLY) {
                     // Authenticated: a handshake completed or a keepalive answers one.
                     peer.endpoint = Some(from);
@@ -516,7 +522,9 @@ impl Core {
                 peer.endpoint = Some(from);
                 let sender_mac = peer.spec.mac;
                 let start = ETHERNET_HEADER + offset;
-                let packet = &out[start..start + length];
+                let Some(packet) = out.get(start..start + length) else {
+                    return self.drop_with(DropReason::TooLarge);
+                };
                 if let Some(reason) = self.port_security(index, packet) {
                     return self.drop_with(reason);
                 }
@@ -538,7 +546,10 @@ impl Core {
                 if ethernet.write(out).is_none() {
                     return self.drop_with(DropReason::TooLarge);
                 }
-                Action::Deliver(&out[..ETHERNET_HEADER + length])
+                match out.get(..ETHERNET_HEADER + length) {
+                    Some(frame) => Action::Deliver(frame),
+                    None => self.drop_with(DropReason::TooLarge),
+                }
             }
         }
     }
@@ -650,6 +661,12 @@ enum Outcome {
     Done,
     /// Refused.
     Error(DropReason),
+}
+
+/// Where `slice`, written by boringtun into the buffer starting at address `base`, starts in
+/// it; `None` if it is not inside (which boringtun never does).
+fn offset_in(base: usize, slice: &[u8]) -> Option<usize> {
+    (slice.as_ptr() as usize).checked_sub(base)
 }
 
 /// A node's LAN addresses.
