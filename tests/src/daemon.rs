@@ -12,8 +12,12 @@ use crate::{error::Error, netns::Netns};
 /// How many log lines [`Daemon::log_tail`] shows by default in failure messages.
 pub const TAIL_LINES: usize = 40;
 
-/// A process started with `ip netns exec NS program args...`; `ip netns exec` execs the
-/// program in place, so the PID is the daemon's own. Standard output and error go to a log file.
+/// A process started with `ip netns exec NS setpriv --pdeathsig KILL program args...`; both
+/// `ip netns exec` and `setpriv` exec in place, so the PID is the daemon's own. The parent-death
+/// signal kills the daemon even when the test process is killed before any `Drop` runs. The
+/// kernel sends it when the *thread* that spawned the daemon exits, so keep a daemon within
+/// the thread (the test) that started it.
+/// Standard output and error go to a log file.
 #[derive(Debug)]
 pub struct Daemon {
     label: String,
@@ -36,8 +40,14 @@ impl Daemon {
         };
         let stdout = File::create(log).map_err(file_error)?;
         let stderr = stdout.try_clone().map_err(file_error)?;
+        let mut guarded = vec![
+            "--pdeathsig".to_owned(),
+            "KILL".to_owned(),
+            program.to_owned(),
+        ];
+        guarded.extend(args.iter().cloned());
         let child = Command::new("ip")
-            .args(netns.exec_args(program, args))
+            .args(netns.exec_args("setpriv", &guarded))
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(stderr)
@@ -126,6 +136,61 @@ mod tests {
         });
         drop(daemon);
         assert!(!proc_dir.exists(), "process {pid} still exists after drop");
+    }
+
+    /// Set in the child copy of the test binary that plays a test process killed early.
+    const ORPHAN_CHILD: &str = "VIXP_TESTS_ORPHAN_CHILD";
+
+    #[test]
+    fn daemon_dies_with_the_test_process_even_without_drop() {
+        if std::env::var_os(ORPHAN_CHILD).is_some() {
+            // The child: start a daemon and exit without running any destructor, as a test
+            // process killed by a signal or a CI timeout would.
+            let netns = Netns::new().expect("namespace");
+            let dir = TempDir::new("daemon-orphan").expect("temp");
+            let log = dir.path().join("sleep.log");
+            let daemon =
+                Daemon::spawn("orphan", &netns, "sleep", &["600".to_owned()], &log).expect("spawn");
+            let pid = daemon.pid().expect("pid");
+            // setpriv arms the signal only once it runs; a real test dies long after that.
+            let comm = PathBuf::from(format!("/proc/{pid}/comm"));
+            crate::wait::wait_until(std::time::Duration::from_secs(5), "exec of sleep", || {
+                fs::read_to_string(&comm).is_ok_and(|name| name.trim() == "sleep")
+            });
+            println!("orphan-pid={pid}");
+            std::mem::forget(daemon);
+            drop(netns);
+            drop(dir);
+            std::process::exit(0);
+        }
+        let exe = std::env::current_exe().expect("test binary");
+        let output = std::process::Command::new(exe)
+            .args([
+                "--exact",
+                "daemon::tests::daemon_dies_with_the_test_process_even_without_drop",
+                "--nocapture",
+            ])
+            .env(ORPHAN_CHILD, "1")
+            .output()
+            .expect("run child");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let pid: u32 = stdout
+            .lines()
+            .find_map(|line| line.strip_prefix("orphan-pid="))
+            .and_then(|pid| pid.trim().parse().ok())
+            .unwrap_or_else(|| panic!("child printed no pid: {stdout}"));
+        let status = PathBuf::from(format!("/proc/{pid}/status"));
+        crate::wait::wait_until(
+            std::time::Duration::from_secs(5),
+            &format!("orphan daemon {pid} to die"),
+            || {
+                // Gone, or a zombie left for init to reap: either way no longer running.
+                fs::read_to_string(&status).map_or(true, |text| {
+                    text.lines()
+                        .any(|line| line.starts_with("State:") && line.contains("zombie"))
+                })
+            },
+        );
     }
 
     #[test]
