@@ -3,8 +3,12 @@
 
 use std::{
     net::{Ipv4Addr, Ipv6Addr},
+    path::Path,
     process,
-    sync::atomic::{AtomicU32, Ordering},
+    sync::{
+        Once,
+        atomic::{AtomicU32, Ordering},
+    },
 };
 
 use crate::{command, error::Error};
@@ -18,8 +22,16 @@ pub struct Netns {
 }
 
 impl Netns {
-    /// Creates a new namespace with a unique name and brings its loopback up.
+    /// Creates a new namespace with a unique name and brings its loopback up. The first call
+    /// in a process also removes namespaces left by earlier test processes that died before
+    /// their destructors ran (see [`remove_stale`]).
     pub fn new() -> Result<Self, Error> {
+        static SWEEP: Once = Once::new();
+        SWEEP.call_once(|| {
+            if let Err(error) = remove_stale() {
+                eprintln!("cannot remove stale test namespaces: {error}");
+            }
+        });
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let name = format!("vixp-t{}-{n}", process::id());
         command::run("ip", &["netns", "add", &name])?;
@@ -149,6 +161,34 @@ impl Lan {
     }
 }
 
+/// The PID in a harness namespace name `vixp-t<pid>-<n>`, or `None` for any other name.
+pub fn owner_pid(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix("vixp-t")?;
+    let (pid, n) = rest.split_once('-')?;
+    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// Deletes harness namespaces (`vixp-t<pid>-<n>`) whose test process no longer exists, left
+/// behind when a test process was killed; returns their names. Never touches other names or
+/// namespaces of a live process.
+pub fn remove_stale() -> Result<Vec<String>, Error> {
+    let mut removed = Vec::new();
+    for name in namespaces()? {
+        let Some(pid) = owner_pid(&name) else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        command::run("ip", &["netns", "delete", &name])?;
+        removed.push(name);
+    }
+    Ok(removed)
+}
+
 /// Names of the namespaces that currently exist.
 pub fn namespaces() -> Result<Vec<String>, Error> {
     let listing = command::run("ip", &["netns", "list"])?;
@@ -162,6 +202,34 @@ pub fn namespaces() -> Result<Vec<String>, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn owner_pid_reads_only_harness_names() {
+        assert_eq!(owner_pid("vixp-t1234-0"), Some(1234));
+        assert_eq!(owner_pid("vixp-t1234-17"), Some(1234));
+        assert_eq!(owner_pid("vixp-t1234"), None);
+        assert_eq!(owner_pid("vixp-t1234-x"), None);
+        assert_eq!(owner_pid("vixpbench8408rs"), None);
+        assert_eq!(owner_pid("other-t1234-0"), None);
+    }
+
+    #[test]
+    fn stale_namespaces_of_dead_processes_are_removed_and_live_ones_kept() {
+        let mut child = std::process::Command::new("true")
+            .spawn()
+            .expect("spawn true");
+        let dead = child.id();
+        child.wait().expect("reap");
+        let stale = format!("vixp-t{dead}-0");
+        command::run("ip", &["netns", "add", &stale]).expect("add stale namespace");
+        let live = Netns::new().expect("live namespace");
+        // The first Netns::new of the process may already have swept it: either way it goes.
+        remove_stale().expect("sweep");
+        let left = namespaces().expect("list");
+        let _ = command::run("ip", &["netns", "delete", &stale]);
+        assert!(!left.contains(&stale), "{stale} survived: {left:?}");
+        assert!(left.contains(&live.name().to_owned()));
+    }
 
     #[test]
     fn namespace_is_created_and_deleted() {
