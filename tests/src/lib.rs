@@ -1,6 +1,13 @@
 //! Helpers for vixp system tests: network namespaces, daemons (BIRD, GoBGP, our binaries) and
 //! the parsing of their command-line views. Owns test scaffolding only; must not send traffic
 //! anywhere but loopback or the namespaces it creates, and must not touch system-wide daemons.
+//!
+//! Run as root: `scripts/test -p vixp-tests`, or `cargo build -p route-server` followed by
+//! `cargo test -p vixp-tests` (the tests start `target/debug/route-server`). Every test builds
+//! its own [`Exchange`]: a bridge namespace, one namespace per router, addresses from
+//! 198.18.0.0/24 and fd00:198:18::/64, private ASNs. On a failed wait the panic message shows
+//! every member's routes and the tail of every daemon's log, and the test's directory (configs,
+//! logs) is kept under the temp dir.
 
 pub mod bird;
 pub mod command;
