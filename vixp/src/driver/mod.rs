@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
+use nix::sys::socket::{setsockopt, sockopt};
 use tokio::net::UdpSocket;
 use tokio::signal::unix::{SignalKind, signal};
 use vixp_fabric::{Endpoint, Fabric};
@@ -39,6 +40,10 @@ use crate::core::{Action, BUFFER_SIZE, Core, OwnNode, PeerConfig, PeerSpec, TIME
 use crate::metrics::Metrics;
 use crate::node::{NodeFile, Resolved, mac_collision, peer_specs};
 use crate::status::Status;
+
+/// Receive and send buffer of the UDP socket: bursts of a fast TCP flow fit while the loop
+/// decrypts (wireguard-go uses the same 7 MiB).
+pub const UDP_BUFFER_BYTES: usize = 7 << 20;
 
 /// How often the fabric file's modification time is checked.
 pub const FABRIC_POLL: Duration = Duration::from_secs(2);
@@ -300,14 +305,25 @@ async fn resolve_endpoints(peers: &[PeerSpec]) -> Vec<PeerConfig> {
         .collect()
 }
 
-/// The UDP socket: dual-stack `[::]:port` where IPv6 exists, else `0.0.0.0:port`.
+/// The UDP socket: dual-stack `[::]:port` where IPv6 exists, else `0.0.0.0:port`, with
+/// [`UDP_BUFFER_BYTES`] buffers (forced past `net.core.rmem_max` when allowed).
 async fn bind_udp(port: u16) -> anyhow::Result<UdpSocket> {
-    match UdpSocket::bind((Ipv6Addr::UNSPECIFIED, port)).await {
-        Ok(socket) => Ok(socket),
+    let socket = match UdpSocket::bind((Ipv6Addr::UNSPECIFIED, port)).await {
+        Ok(socket) => socket,
         Err(_) => UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, port))
             .await
-            .with_context(|| format!("cannot bind UDP port {port}")),
+            .with_context(|| format!("cannot bind UDP port {port}"))?,
+    };
+    let forced = setsockopt(&socket, sockopt::RcvBufForce, &UDP_BUFFER_BYTES)
+        .and_then(|()| setsockopt(&socket, sockopt::SndBufForce, &UDP_BUFFER_BYTES));
+    if forced.is_err() {
+        let capped = setsockopt(&socket, sockopt::RcvBuf, &UDP_BUFFER_BYTES)
+            .and_then(|()| setsockopt(&socket, sockopt::SndBuf, &UDP_BUFFER_BYTES));
+        if let Err(error) = capped {
+            tracing::warn!(%error, "cannot enlarge the UDP socket buffers");
+        }
     }
+    Ok(socket)
 }
 
 /// An address as the core sees it: IPv4-mapped IPv6 addresses of the dual-stack socket as IPv4.
