@@ -164,6 +164,21 @@ fn check_reports_a_node_file_that_does_not_fit_its_fabric() {
     };
     let rs = node("rs1", 1);
     let alpha = node("alpha", 11);
+    // keygen: mode 0600, and Debian's `wg pubkey` derives the public key it printed.
+    let key_path = directory.join("alpha.key");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &fs::metadata(&key_path).expect("key").permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    let derived = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("wg pubkey < {}", key_path.display()))
+        .output()
+        .expect("wg pubkey");
+    assert_eq!(
+        String::from_utf8_lossy(&derived.stdout).trim(),
+        alpha.public_key
+    );
     fs::write(directory.join("fabric.yaml"), fabric_text(&rs, &[&alpha])).expect("fabric");
     let node_file = common::node_file(&directory, "alpha");
     let node_path = node_file.to_str().expect("utf-8");

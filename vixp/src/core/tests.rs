@@ -256,6 +256,13 @@ fn arp_and_neighbor_solicitations_for_members_are_answered_locally() {
         bravo.mac,
         "sender hardware address is bravo's"
     );
+    // An ARP packet claiming another member's address is refused (port security).
+    let mut claiming = arp.clone();
+    claiming[28..32].copy_from_slice(&bravo.ipv4.expect("ipv4").octets());
+    assert_eq!(
+        frame_in(&mut nodes, 0, &claiming, &mut wire),
+        Action::Dropped(DropReason::SpoofedSource)
+    );
     // For an address nobody on the fabric has: no answer.
     arp[38..42].copy_from_slice(&[198, 18, 0, 99]);
     assert_eq!(
