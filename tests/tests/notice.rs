@@ -121,10 +121,14 @@ fn every_dependency_has_a_gpl_compatible_licence_and_is_in_notice() {
         let version = package["version"].as_str().unwrap_or_default();
         let licence = package["license"].as_str().unwrap_or("(none)");
         if !satisfiable(licence) {
-            problems.push(format!("{name} {version}: licence {licence} is not allowed"));
+            problems.push(format!(
+                "{name} {version}: licence {licence} is not allowed"
+            ));
         }
         if !notice.contains(&format!("{name} {version}\n")) {
-            problems.push(format!("{name} {version}: missing from NOTICE (run scripts/notice)"));
+            problems.push(format!(
+                "{name} {version}: missing from NOTICE (run scripts/notice)"
+            ));
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
