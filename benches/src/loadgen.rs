@@ -12,7 +12,7 @@
 //! ```
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
@@ -204,33 +204,7 @@ async fn play(
                 )
                 .await?;
                 announced = true;
-                let mut totals = (0u64, 0u64, 0u64, 0u64);
-                let mut sample_error = None;
-                for session in &sessions {
-                    let holdings = session
-                        .holdings
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner);
-                    totals.1 += holdings.reflected;
-                    totals.2 += holdings.unknown;
-                    totals.3 += holdings.updates;
-                    if matches!(outcome, PhaseOutcome::Finished { .. }) && sample_error.is_none() {
-                        match holdings.check_samples(senders) {
-                            Ok(checked) => totals.0 += checked as u64,
-                            Err(error) => {
-                                sample_error = Some(format!("at {}: {error}", session.peer.name()));
-                            }
-                        }
-                    }
-                }
-                let report_line = Report::Announced {
-                    outcome,
-                    samples_checked: totals.0,
-                    sample_error,
-                    reflected: totals.1,
-                    unknown: totals.2,
-                    updates_received: totals.3,
-                };
+                let report_line = announce_report(outcome, &sessions, senders);
                 report(output, &report_line).await?;
             }
             Command::Withdraw if announced => {
@@ -247,6 +221,34 @@ async fn play(
             Command::Withdraw => bail!("withdraw before announce"),
             Command::Close => return Ok(()),
         }
+    }
+}
+
+/// The end-of-announce report: totals over all receivers and, if the phase finished, the
+/// sample route check of every receiver.
+fn announce_report(outcome: PhaseOutcome, sessions: &[Session], senders: &[Peer]) -> Report {
+    let finished = matches!(outcome, PhaseOutcome::Finished { .. });
+    let (mut samples_checked, mut reflected, mut unknown, mut updates_received) = (0, 0, 0, 0);
+    let mut sample_error = None;
+    for session in sessions {
+        let holdings = lock(&session.holdings);
+        reflected += holdings.reflected;
+        unknown += holdings.unknown;
+        updates_received += holdings.updates;
+        if finished && sample_error.is_none() {
+            match holdings.check_samples(senders) {
+                Ok(checked) => samples_checked += checked as u64,
+                Err(error) => sample_error = Some(format!("at {}: {error}", session.peer.name())),
+            }
+        }
+    }
+    Report::Announced {
+        outcome,
+        samples_checked,
+        sample_error,
+        reflected,
+        unknown,
+        updates_received,
     }
 }
 
@@ -320,7 +322,8 @@ async fn phase(
     })
 }
 
-fn lock(holdings: &Mutex<Holdings>) -> std::sync::MutexGuard<'_, Holdings> {
+/// Locks a session's holdings; a reader task that panicked leaves them readable.
+fn lock(holdings: &Mutex<Holdings>) -> MutexGuard<'_, Holdings> {
     holdings.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
