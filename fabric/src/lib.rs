@@ -14,6 +14,7 @@
 pub mod error;
 pub mod model;
 mod parse;
+pub mod yaml;
 
 pub use error::{FabricError, Problem, ProblemKind};
 pub use model::*;

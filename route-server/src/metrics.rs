@@ -2,10 +2,7 @@
 //! than a member. The driver updates these from the cores' plain counters; nothing here decides
 //! anything.
 
-use std::fmt::Write as _;
-
 use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::encoding::text::encode_registry;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -210,41 +207,8 @@ impl Metrics {
     /// The metrics in the Prometheus text exposition format (version 0.0.4), which every
     /// Prometheus and `promtool check metrics` read.
     pub fn render(&self) -> String {
-        let mut open_metrics = String::new();
-        if encode_registry(&mut open_metrics, &self.registry).is_err() {
-            return String::new();
-        }
-        to_prometheus_text(&open_metrics)
+        vixp_common::metrics::render(&self.registry)
     }
-}
-
-/// Converts OpenMetrics text to the Prometheus 0.0.4 format: a counter family `x` is written
-/// `x_total` in its HELP and TYPE lines, as its samples are.
-fn to_prometheus_text(open_metrics: &str) -> String {
-    let mut counters = Vec::new();
-    for line in open_metrics.lines() {
-        if let Some(rest) = line.strip_prefix("# TYPE ")
-            && let Some(name) = rest.strip_suffix(" counter")
-        {
-            counters.push(name.to_string());
-        }
-    }
-    let mut out = String::with_capacity(open_metrics.len() + counters.len() * 16);
-    for line in open_metrics.lines() {
-        if line == "# EOF" || line.starts_with("# UNIT ") {
-            continue;
-        }
-        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|marker| {
-            let rest = line.strip_prefix(marker)?;
-            let (name, tail) = rest.split_once(' ')?;
-            counters
-                .iter()
-                .any(|counter| counter == name)
-                .then(|| format!("{marker}{name}_total {tail}"))
-        });
-        let _ = writeln!(out, "{}", renamed.as_deref().unwrap_or(line));
-    }
-    out
 }
 
 #[cfg(test)]

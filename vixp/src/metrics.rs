@@ -2,11 +2,9 @@
 //! encoded at scrape time from the latest [`Status`] snapshot. Owns metric names and help;
 //! decides nothing about traffic.
 
-use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::text::encode_registry;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric as _};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
@@ -163,36 +161,8 @@ impl Metrics {
     /// The metrics in the Prometheus text exposition format (version 0.0.4), which Prometheus
     /// and `promtool check metrics` read.
     pub fn render(&self) -> String {
-        let mut open_metrics = String::new();
-        if encode_registry(&mut open_metrics, &self.registry).is_err() {
-            return String::new();
-        }
-        to_prometheus_text(&open_metrics)
+        vixp_common::metrics::render(&self.registry)
     }
-}
-
-/// Converts OpenMetrics text to the Prometheus 0.0.4 format: a counter family `x` is written
-/// `x_total` in its HELP and TYPE lines, as its samples are, and the `# EOF` marker goes.
-fn to_prometheus_text(open_metrics: &str) -> String {
-    let counters: Vec<&str> = open_metrics
-        .lines()
-        .filter_map(|line| line.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
-        .collect();
-    let mut out = String::with_capacity(open_metrics.len() + counters.len() * 16);
-    for line in open_metrics.lines() {
-        if line == "# EOF" || line.starts_with("# UNIT ") {
-            continue;
-        }
-        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|marker| {
-            let rest = line.strip_prefix(marker)?;
-            let (name, tail) = rest.split_once(' ')?;
-            counters
-                .contains(&name)
-                .then(|| format!("{marker}{name}_total {tail}"))
-        });
-        let _ = writeln!(out, "{}", renamed.as_deref().unwrap_or(line));
-    }
-    out
 }
 
 #[cfg(test)]

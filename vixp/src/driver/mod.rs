@@ -359,7 +359,7 @@ async fn serve_metrics(listener: tokio::net::TcpListener, metrics: Arc<Metrics>)
                 (
                     [(
                         axum::http::header::CONTENT_TYPE,
-                        "text/plain; version=0.0.4; charset=utf-8",
+                        vixp_common::metrics::CONTENT_TYPE,
                     )],
                     metrics.render(),
                 )
