@@ -10,7 +10,7 @@ use rustbgpd_wire::attribute::decode_path_attributes;
 use rustbgpd_wire::{Ipv4Prefix, MAX_MESSAGE_LEN, PathAttribute};
 
 use crate::encode::HEADER_LENGTH;
-use crate::scenario::{Peer, ROUTE_SERVER_ASN, attribute_set};
+use crate::scenario::{PREFIXES_PER_ATTRIBUTE_SET, Peer, ROUTE_SERVER_ASN, attribute_set};
 
 /// BGP message type code of UPDATE (RFC 4271 section 4.1).
 pub const UPDATE: u8 = 2;
@@ -178,6 +178,8 @@ pub struct Holdings {
     index: Arc<PrefixIndex>,
     own: Range<usize>,
     bits: Vec<u64>,
+    /// Raw path attributes of each sender's first (slot `2s`) and last (slot `2s + 1`)
+    /// prefix, as last received.
     samples: Vec<Option<Vec<u8>>>,
     /// Prefixes of the table held now.
     pub held: usize,
@@ -203,7 +205,7 @@ impl Holdings {
         let expected = index.len() - own.len();
         Self {
             bits: vec![0; index.len().div_ceil(64)],
-            samples: vec![None; senders],
+            samples: vec![None; 2 * senders],
             index,
             own,
             held: 0,
@@ -247,21 +249,26 @@ impl Holdings {
             }
         })?;
         let per_sender = self.index.per_sender;
-        let mut sample_of = None;
+        let mut sampled = [None, None];
         for_each_prefix(nlri, |address, length| {
             match self.index.position(address, length) {
                 Some(position) if self.own.contains(&position) => self.reflected += 1,
                 Some(position) => {
                     self.set(position);
-                    if position % per_sender == 0 {
-                        sample_of = Some(position / per_sender);
+                    let (sender, offset) = (position / per_sender, position % per_sender);
+                    if offset == 0 {
+                        sampled[0] = Some(2 * sender);
+                    } else if offset == per_sender - 1 {
+                        sampled[1] = Some(2 * sender + 1);
                     }
                 }
                 None => self.unknown += 1,
             }
         })?;
-        if let Some(slot) = sample_of.and_then(|sender| self.samples.get_mut(sender)) {
-            *slot = Some(attributes.to_vec());
+        for slot in sampled.into_iter().flatten() {
+            if let Some(sample) = self.samples.get_mut(slot) {
+                *sample = Some(attributes.to_vec());
+            }
         }
         Ok(())
     }
@@ -286,33 +293,41 @@ impl Holdings {
         }
     }
 
-    /// Checks the sample route of every sender but the receiver itself against what the sender
-    /// announced: same NEXT_HOP and AS_PATH (RFC 7947 sections 2.2.1 and 2.2.2: a transparent
+    /// Checks the sample routes (first and last prefix) of every sender but the receiver itself
+    /// against what the sender announced: same NEXT_HOP and AS_PATH (RFC 7947 sections 2.2.1 and 2.2.2: a transparent
     /// route server changes neither and never adds its own ASN), same MED and communities.
     ///
     /// # Errors
     /// The first sample that is missing or differs.
     pub fn check_samples(&self, senders: &[Peer]) -> Result<usize, SinkError> {
+        let per_sender = self.index.per_sender;
+        let last_set = (per_sender - 1) / PREFIXES_PER_ATTRIBUTE_SET;
         let mut checked = 0;
         for sender in senders {
-            if self.own.contains(&(sender.index * self.index.per_sender)) {
+            if self.own.contains(&(sender.index * per_sender)) {
                 continue;
             }
-            let raw = self
-                .samples
-                .get(sender.index)
-                .and_then(Option::as_ref)
-                .ok_or_else(|| SinkError::SampleMissing {
-                    sender: sender.name(),
+            let mut wanted = vec![(2 * sender.index, 0)];
+            if per_sender > 1 {
+                wanted.push((2 * sender.index + 1, last_set));
+            }
+            for (slot, set) in wanted {
+                let raw = self
+                    .samples
+                    .get(slot)
+                    .and_then(Option::as_ref)
+                    .ok_or_else(|| SinkError::SampleMissing {
+                        sender: sender.name(),
+                    })?;
+                let received = decode_path_attributes(raw, true, &[]).map_err(|error| {
+                    SinkError::SampleUndecodable {
+                        sender: sender.name(),
+                        reason: error.to_string(),
+                    }
                 })?;
-            let received = decode_path_attributes(raw, true, &[]).map_err(|error| {
-                SinkError::SampleUndecodable {
-                    sender: sender.name(),
-                    reason: error.to_string(),
-                }
-            })?;
-            compare_sample(sender, &attribute_set(sender, 0), &received)?;
-            checked += 1;
+                compare_sample(sender, &attribute_set(sender, set), &received)?;
+                checked += 1;
+            }
         }
         Ok(checked)
     }
@@ -406,7 +421,7 @@ mod tests {
             feed(&mut holdings, &stream);
         }
         assert_eq!(holdings.held, 600);
-        assert_eq!(holdings.check_samples(&senders), Ok(2));
+        assert_eq!(holdings.check_samples(&senders), Ok(4));
         feed(
             &mut holdings,
             &withdrawals(&prefixes[..450]).expect("encodes"),
@@ -485,6 +500,38 @@ mod tests {
                 field: "AS_PATH",
                 ..
             })
+        ));
+    }
+
+    #[test]
+    fn a_route_server_that_reuses_one_attribute_set_for_every_prefix_fails_the_check() {
+        let (senders, prefixes, index) = table();
+        let mut holdings = Holdings::new(index, 1, 2);
+        let entries: Vec<_> = prefixes[..300]
+            .iter()
+            .map(|prefix| rustbgpd_wire::Ipv4NlriEntry {
+                path_id: 0,
+                prefix: *prefix,
+            })
+            .collect();
+        let mut stream = Vec::new();
+        for chunk in entries.chunks(100) {
+            rustbgpd_wire::UpdateMessage::build(
+                chunk,
+                &[],
+                &attribute_set(&senders[0], 0),
+                true,
+                false,
+                rustbgpd_wire::Ipv4UnicastMode::Body,
+            )
+            .encode(&mut stream)
+            .expect("encodes");
+        }
+        feed(&mut holdings, &stream);
+        assert_eq!(holdings.held, 300);
+        assert!(matches!(
+            holdings.check_samples(&senders[..1]),
+            Err(SinkError::SampleMismatch { .. })
         ));
     }
 
