@@ -17,6 +17,7 @@
 //! several workers later: nothing here is global.
 
 mod counters;
+pub mod offload;
 mod packet;
 mod peers;
 #[cfg(test)]

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use futures::TryStreamExt as _;
@@ -12,7 +13,7 @@ use netlink_packet_route::AddressFamily;
 use netlink_packet_route::address::AddressAttribute;
 use netlink_packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage};
 use rtnetlink::{Handle, LinkUnspec};
-use tun_rs::{AsyncDevice, DeviceBuilder, Layer};
+use tun_rs::{DeviceBuilder, Layer, SyncDevice};
 
 use crate::core::PeerSpec;
 
@@ -27,8 +28,9 @@ pub struct LanPrefixes {
 
 /// The TAP device and a netlink handle to configure it.
 pub struct Link {
-    /// The device; reading gives frames from the kernel, writing hands frames to it.
-    pub device: AsyncDevice,
+    /// The device, opened with a virtio-net header before every frame and TSO/checksum
+    /// offload; reading gives frames from the kernel, writing hands frames to it.
+    pub device: Arc<SyncDevice>,
     /// Its interface index.
     pub index: u32,
     /// Its name.
@@ -56,7 +58,8 @@ pub fn neighbours_of<'a>(peers: impl IntoIterator<Item = &'a PeerSpec>) -> Neigh
 }
 
 impl Link {
-    /// Creates the TAP device `name` with `mtu` and `mac`, gives it this node's LAN addresses
+    /// Creates the TAP device `name` with `mtu` and `mac` and offloads (the kernel may hand over
+    /// TCP segments up to 64 KiB and partial checksums), gives it this node's LAN addresses
     /// (no duplicate address detection: the fabric guarantees uniqueness) and brings it up.
     pub async fn create(
         name: &str,
@@ -70,7 +73,8 @@ impl Link {
             .mtu(mtu)
             .mac_addr(own.mac)
             .enable(false)
-            .build_async()
+            .offload(true)
+            .build_sync()
             .with_context(|| format!("cannot create TAP device {name} (needs CAP_NET_ADMIN)"))?;
         let index = device
             .if_index()
@@ -82,7 +86,7 @@ impl Link {
         // fabric file; without it the addresses are usable at once. IPv6 may be disabled.
         let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{name}/accept_dad"), "0");
         let link = Link {
-            device,
+            device: Arc::new(device),
             index,
             name: name.to_owned(),
             handle,

@@ -1,42 +1,43 @@
 //! `vixp up`: the tokio driver, the only async code of the node. Owns the TAP device, the UDP
 //! socket, the control socket, the metrics listener, signals and the fabric file watch; every
-//! decision about a frame or datagram is the core's.
+//! decision about a frame or datagram is the core's. Packets do not pass through tokio: two
+//! blocking threads (`datapath`) move them, sharing the core behind one lock.
 //!
 //! ```text
-//!                      +----------------------- main loop (one task) -----------------------+
-//!   TAP vixp0 --frame->| core.handle_frame  -> Transmit -> UDP send / Deliver -> TAP write   |
-//!   UDP socket --dgram>| core.handle_datagram -> Deliver -> TAP / Transmit; poll_transmit     |
+//!   TAP vixp0 --frames--> outbound thread: split, core.handle_frame -> UDP GSO sends
+//!   UDP socket -dgrams--> inbound thread:  recvmmsg/GRO, core.handle_datagram -> TAP writes
+//!                      +----------------------- control loop (one task) --------------------+
 //!   tick 250 ms ------>| core.handle_tick (timers, rate limiter) ; snapshot -> Arc<Mutex<Status>>
 //!   poll 2 s / SIGHUP >| reload fabric -> core.apply_peers, neighbour entries                 |
-//!   SIGTERM/SIGINT --->| stop: close TAP (removes it), remove control socket                 |
+//!   SIGTERM/SIGINT --->| stop: threads joined, close TAP (removes it), remove control socket  |
 //!                      +--------------------------------------------------------------------+
 //!   control task: unix socket, JSON line in/out, reads the snapshot
 //!   metrics task: HTTP GET /metrics, encodes the snapshot
 //! ```
 //!
-//! One loop handles one packet at a time; the core takes packets one by one with borrowed
-//! buffers, so batched reads (recvmmsg, TAP offloads) and several workers, each with its own
-//! buffers, can feed it later without changing it.
+//! The core takes packets one by one with borrowed buffers, so each thread (and later each
+//! worker of several) keeps its own buffers and batches.
 
 mod control;
+mod datapath;
 mod link;
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{Ipv6Addr, SocketAddr, UdpSocket};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
 use nix::sys::socket::{setsockopt, sockopt};
-use tokio::net::UdpSocket;
 use tokio::signal::unix::{SignalKind, signal};
 use vixp_fabric::{Endpoint, Fabric};
 
 pub use control::{ControlSocket, Reply, Request, request_status};
+pub use datapath::{DataPath, SharedCore, Underlay};
 pub use link::{LanPrefixes, Link, Neighbours, neighbours_of};
 
-use crate::core::{Action, BUFFER_SIZE, Core, OwnNode, PeerConfig, PeerSpec, TIMER_TICK};
+use crate::core::{BUFFER_SIZE, Core, OwnNode, PeerConfig, PeerSpec, TIMER_TICK};
 use crate::metrics::Metrics;
 use crate::node::{NodeFile, Resolved, mac_collision, peer_specs};
 use crate::status::Status;
@@ -72,8 +73,9 @@ pub async fn up(config: &Path) -> anyhow::Result<()> {
         node.persistent_keepalive,
     );
     core.apply_peers(own.clone(), resolve_endpoints(&peers).await);
+    let core: SharedCore = Arc::new(Mutex::new(core));
 
-    let socket = bind_udp(listen_port).await?;
+    let underlay = Arc::new(Underlay::new(bind_udp(listen_port)?).context("UDP socket")?);
     let link = Link::create(&node.interface, node.mtu, &own, prefixes).await?;
     let mut neighbours = neighbours_of(&peers);
     link.sync_neighbours(&Neighbours::new(), &neighbours)
@@ -81,11 +83,17 @@ pub async fn up(config: &Path) -> anyhow::Result<()> {
 
     let fabric_label = node.fabric.display().to_string();
     let status = Arc::new(Mutex::new(snapshot_of(
-        &core,
+        &datapath::lock(&core),
         &node.interface,
         listen_port,
         &fabric_label,
     )));
+    let data_path = DataPath::start(
+        Arc::clone(&core),
+        Arc::clone(&link.device),
+        Arc::clone(&underlay),
+    )
+    .context("cannot start the forwarding threads")?;
     let control = ControlSocket::bind(&node.control_socket).await?;
     let control_task = tokio::spawn(control.serve(Arc::clone(&status)));
     let metrics_listener = tokio::net::TcpListener::bind(node.metrics)
@@ -111,62 +119,22 @@ pub async fn up(config: &Path) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(TIMER_TICK);
     let mut fabric_poll = tokio::time::interval(FABRIC_POLL);
     let mut fabric_modified = modified(&node.fabric);
-    let mut frame_buffer = vec![0u8; BUFFER_SIZE];
-    let mut datagram_buffer = vec![0u8; BUFFER_SIZE];
     let mut out = vec![0u8; BUFFER_SIZE];
     let mut timer_sends: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
     let mut reload_requested = false;
-    let socket_is_ipv6 = socket.local_addr()?.is_ipv6();
     loop {
         tokio::select! {
-            read = link.device.recv(&mut frame_buffer) => {
-                let length = read.context("reading from the TAP device")?;
-                let Some(frame) = frame_buffer.get(..length) else { continue };
-                match core.handle_frame(frame, &mut out) {
-                    Action::Transmit { to, datagram } => {
-                        send(&socket, socket_is_ipv6, to, datagram).await;
-                    }
-                    Action::Deliver(reply) => {
-                        if let Err(error) = link.device.send(reply).await {
-                            tracing::warn!(%error, "cannot write to the TAP device");
-                        }
-                    }
-                    Action::Queued | Action::Done | Action::Dropped(_) => {}
-                }
-            }
-            received = socket.recv_from(&mut datagram_buffer) => {
-                let (length, from) = match received {
-                    Ok(received) => received,
-                    Err(error) => {
-                        tracing::debug!(%error, "UDP receive failed");
-                        continue;
-                    }
-                };
-                let from = canonical(from);
-                let Some(datagram) = datagram_buffer.get(..length) else { continue };
-                match core.handle_datagram(from, datagram, &mut out) {
-                    Action::Transmit { to, datagram } => {
-                        send(&socket, socket_is_ipv6, to, datagram).await;
-                    }
-                    Action::Deliver(frame) => {
-                        if let Err(error) = link.device.send(frame).await {
-                            tracing::warn!(%error, "cannot write to the TAP device");
-                        }
-                    }
-                    Action::Queued | Action::Done | Action::Dropped(_) => {}
-                }
-                while let Some((to, datagram)) = core.poll_transmit(&mut out) {
-                    send(&socket, socket_is_ipv6, to, datagram).await;
-                }
-            }
             _ = tick.tick() => {
-                core.handle_tick(Instant::now(), &mut out, |to, datagram| {
-                    timer_sends.push((to, datagram.to_vec()));
-                });
+                let fresh = {
+                    let mut core = datapath::lock(&core);
+                    core.handle_tick(Instant::now(), &mut out, |to, datagram| {
+                        timer_sends.push((to, datagram.to_vec()));
+                    });
+                    snapshot_of(&core, &node.interface, listen_port, &fabric_label)
+                };
                 for (to, datagram) in timer_sends.drain(..) {
-                    send(&socket, socket_is_ipv6, to, &datagram).await;
+                    underlay.send(to, &datagram);
                 }
-                let fresh = snapshot_of(&core, &node.interface, listen_port, &fabric_label);
                 if let Ok(mut shared) = status.lock() {
                     *shared = fresh;
                 }
@@ -190,7 +158,7 @@ pub async fn up(config: &Path) -> anyhow::Result<()> {
             match reload(
                 &node,
                 &private_key.public_key(),
-                &mut core,
+                &core,
                 &link,
                 &mut neighbours,
                 prefixes,
@@ -206,6 +174,7 @@ pub async fn up(config: &Path) -> anyhow::Result<()> {
         }
     }
     tracing::info!(interface = %node.interface, "stopping: removing the TAP device and control socket");
+    data_path.stop();
     control_task.abort();
     metrics_task.abort();
     let _ = control_task.await;
@@ -225,7 +194,7 @@ fn snapshot_of(core: &Core, interface: &str, port: u16, fabric: &str) -> Status 
 async fn reload(
     node: &NodeFile,
     own_public_key: &[u8; 32],
-    core: &mut Core,
+    core: &Mutex<Core>,
     link: &Link,
     neighbours: &mut Neighbours,
     prefixes: LanPrefixes,
@@ -253,8 +222,11 @@ async fn reload(
         .filter(|spec| spec.name != node.member)
         .collect();
     let configs = resolve_endpoints(&peers).await;
-    let old_own = core.own().clone();
-    let changes = core.apply_peers(own.clone(), configs);
+    let (old_own, changes) = {
+        let mut core = datapath::lock(core);
+        let old_own = core.own().clone();
+        (old_own, core.apply_peers(own.clone(), configs))
+    };
     if old_own.ipv4 != own.ipv4
         || old_own.ipv6 != own.ipv6
         || new_prefixes.ipv4 != prefixes.ipv4
@@ -307,11 +279,10 @@ async fn resolve_endpoints(peers: &[PeerSpec]) -> Vec<PeerConfig> {
 
 /// The UDP socket: dual-stack `[::]:port` where IPv6 exists, else `0.0.0.0:port`, with
 /// [`UDP_BUFFER_BYTES`] buffers (forced past `net.core.rmem_max` when allowed).
-async fn bind_udp(port: u16) -> anyhow::Result<UdpSocket> {
-    let socket = match UdpSocket::bind((Ipv6Addr::UNSPECIFIED, port)).await {
+fn bind_udp(port: u16) -> anyhow::Result<UdpSocket> {
+    let socket = match UdpSocket::bind((Ipv6Addr::UNSPECIFIED, port)) {
         Ok(socket) => socket,
         Err(_) => UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, port))
-            .await
             .with_context(|| format!("cannot bind UDP port {port}"))?,
     };
     let forced = setsockopt(&socket, sockopt::RcvBufForce, &UDP_BUFFER_BYTES)
@@ -329,17 +300,6 @@ async fn bind_udp(port: u16) -> anyhow::Result<UdpSocket> {
 /// An address as the core sees it: IPv4-mapped IPv6 addresses of the dual-stack socket as IPv4.
 fn canonical(address: SocketAddr) -> SocketAddr {
     SocketAddr::new(address.ip().to_canonical(), address.port())
-}
-
-/// Sends a datagram; an IPv4 destination on an IPv6 socket is written IPv4-mapped.
-async fn send(socket: &UdpSocket, socket_is_ipv6: bool, to: SocketAddr, datagram: &[u8]) {
-    let to = match (socket_is_ipv6, to.ip()) {
-        (true, IpAddr::V4(ip)) => SocketAddr::new(IpAddr::V6(ip.to_ipv6_mapped()), to.port()),
-        _ => to,
-    };
-    if let Err(error) = socket.send_to(datagram, to).await {
-        tracing::debug!(%to, %error, "UDP send failed");
-    }
 }
 
 /// The file's modification time, if it can be read.
@@ -373,7 +333,7 @@ async fn serve_metrics(listener: tokio::net::TcpListener, metrics: Arc<Metrics>)
 
 #[cfg(test)]
 mod tests {
-    use std::net::Ipv4Addr;
+    use std::net::{IpAddr, Ipv4Addr};
 
     use super::*;
 

@@ -1,0 +1,482 @@
+//! The forwarding threads of `vixp up`: one blocking thread per direction between the TAP
+//! device and the UDP socket, each with its own buffers, sharing the sans-IO [`Core`] behind
+//! one lock. Owns the batching: large TCP/UDP segments from the TAP (virtio-net header, TSO)
+//! are split before encryption, datagrams to one member leave in one UDP GSO send, datagrams
+//! arrive by `recvmmsg` with UDP GRO (both through `quinn-udp`, which falls back to one
+//! datagram per call when the kernel refuses GSO). Decides nothing about packets: every frame
+//! and datagram goes through the core.
+//!
+//! ```text
+//!   outbound thread: TAP read (vnet header, up to 64 KiB) -> split -> lock core,
+//!                    handle_frame per frame -> datagram train -> UDP GSO sendmsg
+//!   inbound thread:  recvmmsg (GRO) -> per datagram: lock core, handle_datagram,
+//!                    poll_transmit -> unlock -> TAP write (vnet header)
+//!   both poll their descriptor with a short timeout and stop when `stop` is set
+//! ```
+
+use std::io::{self, IoSliceMut};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use nix::poll::{PollFd, PollFlags, poll};
+use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
+use tun_rs::SyncDevice;
+
+use crate::core::offload::{VIRTIO_NET_HEADER, VirtioHeader, split};
+use crate::core::{Action, BUFFER_SIZE, Core};
+
+/// Frames read from the TAP device before the datagrams they produced are sent.
+pub const TAP_BATCH: usize = 64;
+/// Receive buffers handed to one `recvmmsg`.
+pub const RECEIVE_BATCH: usize = 16;
+/// Size of one receive buffer: room for a full UDP GRO burst (64 datagrams of an Ethernet-MTU
+/// underlay, as quinn-udp asks).
+pub const RECEIVE_BUFFER: usize = 64 * 1500;
+/// Most bytes in one UDP GSO send (the kernel refuses more than an IP packet can carry).
+pub const MAX_TRAIN_BYTES: usize = 65_000;
+/// How long a thread waits for its descriptor before checking whether to stop (ms).
+pub const WAKE_MILLISECONDS: u16 = 100;
+
+/// The core as the threads and the control loop share it.
+pub type SharedCore = Arc<Mutex<Core>>;
+
+/// Locks the core; a thread that panicked while holding it left counters at worst half
+/// updated, so the lock is taken anyway.
+pub fn lock(core: &Mutex<Core>) -> MutexGuard<'_, Core> {
+    core.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The UDP socket of the tunnels with its offload state.
+pub struct Underlay {
+    socket: UdpSocket,
+    state: UdpSocketState,
+    is_ipv6: bool,
+}
+
+impl Underlay {
+    /// Takes over `socket` (made non-blocking; GRO enabled where the kernel has it).
+    pub fn new(socket: UdpSocket) -> io::Result<Underlay> {
+        let state = UdpSocketState::new((&socket).into())?;
+        let is_ipv6 = socket.local_addr()?.is_ipv6();
+        Ok(Underlay {
+            socket,
+            state,
+            is_ipv6,
+        })
+    }
+
+    /// How many datagrams one send may carry (1 when the kernel refused GSO).
+    pub fn max_segments(&self) -> usize {
+        self.state.max_gso_segments()
+    }
+
+    /// Datagrams the kernel may coalesce into one receive (1 without GRO).
+    pub fn gro_segments(&self) -> usize {
+        self.state.gro_segments()
+    }
+
+    /// Sends one datagram.
+    pub fn send(&self, to: SocketAddr, datagram: &[u8]) {
+        self.send_train(to, datagram, datagram.len());
+    }
+
+    /// Sends `contents`, datagrams of `segment` bytes each (the last may be shorter), to `to`:
+    /// one GSO send when the socket allows it, else one send per datagram.
+    pub fn send_train(&self, to: SocketAddr, contents: &[u8], segment: usize) {
+        if contents.is_empty() || segment == 0 {
+            return;
+        }
+        let destination = match (self.is_ipv6, to.ip()) {
+            (true, IpAddr::V4(ip)) => SocketAddr::new(IpAddr::V6(ip.to_ipv6_mapped()), to.port()),
+            _ => to,
+        };
+        if contents.len() > segment && self.max_segments() > 1 {
+            let transmit = Transmit {
+                destination,
+                ecn: None,
+                contents,
+                segment_size: Some(segment),
+                src_ip: None,
+            };
+            match self.try_send(&transmit) {
+                Ok(()) => return,
+                // GSO refused: quinn-udp has switched it off; send one by one below.
+                Err(_) if self.max_segments() == 1 => {}
+                Err(error) => {
+                    tracing::debug!(%to, %error, "UDP send failed");
+                    return;
+                }
+            }
+        }
+        for datagram in contents.chunks(segment) {
+            let transmit = Transmit {
+                destination,
+                ecn: None,
+                contents: datagram,
+                segment_size: None,
+                src_ip: None,
+            };
+            if let Err(error) = self.try_send(&transmit) {
+                tracing::debug!(%to, %error, "UDP send failed");
+            }
+        }
+    }
+
+    /// One send; when the socket buffer is full, waits for room once (bounded) and retries.
+    fn try_send(&self, transmit: &Transmit<'_>) -> io::Result<()> {
+        match self.state.try_send((&self.socket).into(), transmit) {
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                wait_for(self.socket.as_fd(), PollFlags::POLLOUT);
+                self.state.try_send((&self.socket).into(), transmit)
+            }
+            other => other,
+        }
+    }
+}
+
+/// The two forwarding threads; [`DataPath::stop`] ends them.
+pub struct DataPath {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl DataPath {
+    /// Starts the outbound and inbound threads over `tap` (opened with a virtio-net header)
+    /// and `underlay`.
+    pub fn start(
+        core: SharedCore,
+        tap: Arc<SyncDevice>,
+        underlay: Arc<Underlay>,
+    ) -> io::Result<DataPath> {
+        tap.set_nonblocking(true)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let outbound = {
+            let (core, tap, underlay, stop) = (
+                Arc::clone(&core),
+                Arc::clone(&tap),
+                Arc::clone(&underlay),
+                Arc::clone(&stop),
+            );
+            std::thread::Builder::new()
+                .name("vixp-outbound".to_owned())
+                .spawn(move || outbound(&core, &tap, &underlay, &stop))?
+        };
+        let inbound = {
+            let (underlay, stop) = (Arc::clone(&underlay), Arc::clone(&stop));
+            std::thread::Builder::new()
+                .name("vixp-inbound".to_owned())
+                .spawn(move || inbound(&core, &tap, &underlay, &stop))?
+        };
+        tracing::info!(
+            gso_segments = underlay.max_segments(),
+            gro_segments = underlay.gro_segments(),
+            "data path started"
+        );
+        Ok(DataPath {
+            stop,
+            threads: vec![outbound, inbound],
+        })
+    }
+
+    /// Stops both threads and waits for them (each notices within [`WAKE_MILLISECONDS`]).
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Waits until `fd` is ready for `events` or [`WAKE_MILLISECONDS`] pass.
+fn wait_for(fd: BorrowedFd<'_>, events: PollFlags) {
+    let mut fds = [PollFd::new(fd, events)];
+    let _ = poll(&mut fds, WAKE_MILLISECONDS);
+}
+
+/// Encrypted datagrams to one destination, back to back, waiting to leave in one GSO send.
+struct Train {
+    buffer: Vec<u8>,
+    length: usize,
+    to: Option<SocketAddr>,
+    segment: usize,
+    count: usize,
+    /// A datagram shorter than `segment` ended the train.
+    closed: bool,
+}
+
+impl Train {
+    fn new() -> Train {
+        Train {
+            buffer: vec![0u8; MAX_TRAIN_BYTES + BUFFER_SIZE],
+            length: 0,
+            to: None,
+            segment: 0,
+            count: 0,
+            closed: false,
+        }
+    }
+
+    /// Where the core writes the next datagram.
+    fn tail(&mut self) -> &mut [u8] {
+        &mut self.buffer[self.length..]
+    }
+
+    /// Adds the `length`-byte datagram the core wrote at the tail; sends what came before when
+    /// it does not fit the train.
+    fn commit(&mut self, to: SocketAddr, length: usize, underlay: &Underlay) {
+        let fits = self.count > 0
+            && self.to == Some(to)
+            && !self.closed
+            && length <= self.segment
+            && self.count < underlay.max_segments()
+            && self.length + length <= MAX_TRAIN_BYTES;
+        if !fits && self.count > 0 {
+            self.flush(underlay);
+            // The new datagram moves to the front.
+            self.buffer
+                .copy_within(self.length..self.length + length, 0);
+            self.length = 0;
+        }
+        if self.count == 0 {
+            self.to = Some(to);
+            self.segment = length;
+            self.closed = false;
+        } else if length < self.segment {
+            self.closed = true;
+        }
+        self.length += length;
+        self.count += 1;
+    }
+
+    /// Sends the train. The length stays so that `commit` can find a datagram at the tail.
+    fn flush(&mut self, underlay: &Underlay) {
+        if let Some(to) = self.to.take() {
+            underlay.send_train(to, &self.buffer[..self.length], self.segment);
+        }
+        self.count = 0;
+        self.closed = false;
+    }
+
+    /// Sends the train and empties it.
+    fn finish(&mut self, underlay: &Underlay) {
+        self.flush(underlay);
+        self.length = 0;
+    }
+}
+
+/// TAP to UDP: reads frames (large segments with a virtio-net header), splits them, lets the
+/// core encrypt each and sends the datagrams in trains.
+fn outbound(core: &Mutex<Core>, tap: &SyncDevice, underlay: &Underlay, stop: &AtomicBool) {
+    let mut read = vec![0u8; VIRTIO_NET_HEADER + 65_536 + 64];
+    let mut segment = vec![0u8; BUFFER_SIZE];
+    let mut reply = vec![0u8; VIRTIO_NET_HEADER + BUFFER_SIZE];
+    let mut train = Train::new();
+    while !stop.load(Ordering::Relaxed) {
+        let mut frames = 0;
+        while frames < TAP_BATCH {
+            let length = match tap.recv(&mut read) {
+                Ok(length) => length,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read from the TAP device");
+                    break;
+                }
+            };
+            frames += 1;
+            let Some(bytes) = read.get_mut(..length) else {
+                continue;
+            };
+            let header = match VirtioHeader::parse(bytes) {
+                Ok(header) => header,
+                Err(error) => {
+                    tracing::debug!(%error, "frame from the TAP device dropped");
+                    continue;
+                }
+            };
+            let frame = &mut bytes[VIRTIO_NET_HEADER..];
+            let mut guard = lock(core);
+            let mut answer = None;
+            let split = split(&header, frame, &mut segment, |frame| {
+                match guard.handle_frame(frame, train.tail()) {
+                    Action::Transmit { to, datagram } => {
+                        let length = datagram.len();
+                        train.commit(to, length, underlay);
+                    }
+                    Action::Deliver(local) => {
+                        // An ARP or neighbour answer for the kernel (one per frame at most).
+                        let length = local.len();
+                        if let Some(room) = reply.get_mut(VIRTIO_NET_HEADER..)
+                            && let Some(target) = room.get_mut(..length)
+                        {
+                            target.copy_from_slice(local);
+                            answer = Some(length);
+                        }
+                    }
+                    Action::Queued | Action::Done | Action::Dropped(_) => {}
+                }
+            });
+            drop(guard);
+            if let Err(error) = split {
+                tracing::debug!(%error, "large segment from the TAP device dropped");
+            }
+            if let Some(length) = answer {
+                write_frame(tap, &mut reply, length);
+            }
+        }
+        train.finish(underlay);
+        if frames == 0 {
+            wait_for(tap.as_fd(), PollFlags::POLLIN);
+        }
+    }
+}
+
+/// UDP to TAP: receives datagrams in batches, lets the core decrypt each and writes the frames
+/// to the TAP device; handshake answers and packets held during a handshake go out at once.
+fn inbound(core: &Mutex<Core>, tap: &SyncDevice, underlay: &Underlay, stop: &AtomicBool) {
+    let mut buffers: Vec<Vec<u8>> = (0..RECEIVE_BATCH)
+        .map(|_| vec![0u8; RECEIVE_BUFFER])
+        .collect();
+    let mut slices: Vec<IoSliceMut<'_>> = buffers
+        .iter_mut()
+        .map(|buffer| IoSliceMut::new(buffer))
+        .collect();
+    let mut metas = [RecvMeta::default(); RECEIVE_BATCH];
+    let mut frame = vec![0u8; VIRTIO_NET_HEADER + BUFFER_SIZE];
+    let mut send = vec![0u8; BUFFER_SIZE];
+    while !stop.load(Ordering::Relaxed) {
+        let received = match underlay
+            .state
+            .recv((&underlay.socket).into(), &mut slices, &mut metas)
+        {
+            Ok(received) => received,
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                wait_for(underlay.socket.as_fd(), PollFlags::POLLIN);
+                continue;
+            }
+            Err(error) => {
+                tracing::debug!(%error, "UDP receive failed");
+                continue;
+            }
+        };
+        for (meta, slice) in metas.iter().zip(slices.iter()).take(received) {
+            let from = super::canonical(meta.addr);
+            let Some(bytes) = slice.get(..meta.len) else {
+                continue;
+            };
+            let stride = if meta.stride == 0 {
+                meta.len
+            } else {
+                meta.stride
+            };
+            for datagram in bytes.chunks(stride.max(1)) {
+                let mut guard = lock(core);
+                let deliver =
+                    match guard.handle_datagram(from, datagram, &mut frame[VIRTIO_NET_HEADER..]) {
+                        Action::Deliver(decrypted) => Some(decrypted.len()),
+                        Action::Transmit { to, datagram } => {
+                            underlay.send(to, datagram);
+                            None
+                        }
+                        Action::Queued | Action::Done | Action::Dropped(_) => None,
+                    };
+                while let Some((to, datagram)) = guard.poll_transmit(&mut send) {
+                    underlay.send(to, datagram);
+                }
+                drop(guard);
+                if let Some(length) = deliver {
+                    write_frame(tap, &mut frame, length);
+                }
+            }
+        }
+    }
+}
+
+/// Writes the `length`-byte frame that sits after the virtio-net header room of `buffer` to
+/// the TAP device, with a header that asks for nothing (checksums are complete).
+fn write_frame(tap: &SyncDevice, buffer: &mut [u8], length: usize) {
+    if VirtioHeader::default().write(buffer).is_none() {
+        return;
+    }
+    let Some(bytes) = buffer.get(..VIRTIO_NET_HEADER + length) else {
+        return;
+    };
+    loop {
+        match tap.send(bytes) {
+            Ok(_) => return,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                wait_for(tap.as_fd(), PollFlags::POLLOUT);
+                if tap.send(bytes).is_err() {
+                    tracing::debug!("TAP device full: frame dropped");
+                }
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot write to the TAP device");
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+
+    fn loopback_pair() -> (Underlay, UdpSocket) {
+        let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+        let receiver = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+        receiver
+            .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .expect("timeout");
+        (Underlay::new(socket).expect("underlay"), receiver)
+    }
+
+    #[test]
+    fn a_train_arrives_as_the_datagrams_it_was_made_of() {
+        let (underlay, receiver) = loopback_pair();
+        let to = receiver.local_addr().expect("address");
+        let mut train = Train::new();
+        let sizes = [1452usize, 1452, 1452, 700, 1452, 90];
+        for (number, size) in sizes.iter().enumerate() {
+            let tail = train.tail();
+            tail[..*size].fill(number as u8);
+            train.commit(to, *size, &underlay);
+        }
+        train.finish(&underlay);
+        let mut buffer = [0u8; 2048];
+        for (number, size) in sizes.iter().enumerate() {
+            let (length, _) = receiver.recv_from(&mut buffer).expect("datagram");
+            assert_eq!(length, *size, "datagram {number}");
+            assert!(buffer[..length].iter().all(|byte| *byte == number as u8));
+        }
+    }
+
+    #[test]
+    fn a_train_to_another_destination_sends_the_first_one_before() {
+        let (underlay, first) = loopback_pair();
+        let second = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+        second
+            .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .expect("timeout");
+        let mut train = Train::new();
+        for (to, byte) in [(&first, 1u8), (&first, 2), (&second, 3)] {
+            train.tail()[..100].fill(byte);
+            train.commit(to.local_addr().expect("address"), 100, &underlay);
+        }
+        train.finish(&underlay);
+        let mut buffer = [0u8; 256];
+        for (socket, byte) in [(&first, 1u8), (&first, 2), (&second, 3)] {
+            let (length, _) = socket.recv_from(&mut buffer).expect("datagram");
+            assert_eq!(length, 100);
+            assert_eq!(buffer[0], byte);
+        }
+    }
+}
