@@ -7,7 +7,7 @@
 use std::{
     fmt::Write as _,
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
-    path::Path,
+    path::{Path, PathBuf},
     time::Duration,
 };
 
@@ -131,7 +131,7 @@ impl FabricMember {
 #[derive(Debug)]
 pub struct MemberSite {
     bird: Daemon,
-    socket: std::path::PathBuf,
+    socket: PathBuf,
     node: VixpNode,
     member: FabricMember,
     host: Host,
@@ -464,7 +464,7 @@ fn start_bird(
     member: &FabricMember,
     netns: &Netns,
     dir: &Path,
-) -> Result<(Daemon, std::path::PathBuf), Error> {
+) -> Result<(Daemon, PathBuf), Error> {
     let name = &member.name;
     let config = dir.join(format!("bird-{name}.conf"));
     std::fs::write(&config, member_bird_config(member)).map_err(|source| Error::File {

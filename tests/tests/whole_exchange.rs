@@ -9,7 +9,8 @@
 use std::{net::IpAddr, time::Duration};
 
 use vixp_tests::{
-    FabricExchange, FabricMember, PeerCounters, exchange::ROUTE_SERVER_NAME, netns::namespaces,
+    Daemon, FabricExchange, FabricMember, PeerCounters, VixpNode, exchange::ROUTE_SERVER_NAME,
+    netns::namespaces, try_wait_until, wait_until,
 };
 
 /// Sessions come up within a connect retry or two once the tunnels have their handshakes.
@@ -127,7 +128,7 @@ fn iperf_alpha_to_charlie(exchange: &FabricExchange) -> u64 {
     let server_address = charlie.member().customer_address_ipv4().to_string();
     let client_address = alpha.member().customer_address_ipv4().to_string();
     let log = exchange.dir().join("iperf3-server.log");
-    let mut server = vixp_tests::Daemon::spawn(
+    let mut server = Daemon::spawn(
         "iperf3 server",
         charlie.netns(),
         "iperf3",
@@ -141,7 +142,7 @@ fn iperf_alpha_to_charlie(exchange: &FabricExchange) -> u64 {
         &log,
     )
     .expect("iperf3 server");
-    vixp_tests::wait_until(Duration::from_secs(5), "iperf3 server listening", || {
+    wait_until(Duration::from_secs(5), "iperf3 server listening", || {
         std::fs::read_to_string(&log).is_ok_and(|text| text.contains("Server listening"))
     });
     let report = alpha
@@ -159,7 +160,7 @@ fn iperf_alpha_to_charlie(exchange: &FabricExchange) -> u64 {
             ],
         )
         .unwrap_or_else(|error| panic!("iperf3 client: {error}\n{}", exchange.report()));
-    vixp_tests::wait_until(Duration::from_secs(5), "iperf3 server exit", || {
+    wait_until(Duration::from_secs(5), "iperf3 server exit", || {
         !server.is_running()
     });
     let (sent, received) = iperf_volume(&report);
@@ -183,7 +184,7 @@ fn counters(exchange: &FabricExchange) -> Counters {
     let alpha = exchange.site("alpha").node();
     let charlie = exchange.site("charlie").node();
     let route_server = exchange.route_server_node();
-    let read = |node: &vixp_tests::VixpNode, peer: &str| {
+    let read = |node: &VixpNode, peer: &str| {
         node.peer_counters(peer)
             .unwrap_or_else(|error| panic!("{}: {error}", node.name()))
     };
@@ -220,7 +221,7 @@ fn members_exchange_routes_and_traffic_directly_across_the_fabric() {
     let before = counters(&exchange);
     let volume = iperf_alpha_to_charlie(&exchange);
     // Snapshots behind `vixp status` are refreshed every 250 ms; a loaded machine may lag.
-    let counted = vixp_tests::try_wait_until(COUNTERS, || {
+    let counted = try_wait_until(COUNTERS, || {
         let now = counters(&exchange);
         now.alpha_to_charlie
             .since(&before.alpha_to_charlie)
