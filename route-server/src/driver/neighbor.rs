@@ -76,11 +76,21 @@ impl Drop for Connection {
     }
 }
 
-/// Counter values already exported to metrics, so only differences are added.
-#[derive(Default, Clone)]
+/// Message types in the order of [`CounterSnapshot`]'s arrays, as metric labels.
+const MESSAGE_KINDS: [&str; 5] = [
+    "open",
+    "update",
+    "notification",
+    "keepalive",
+    "route_refresh",
+];
+
+/// Counter values already exported to metrics, so only differences are added. Built without
+/// allocating (notification maps are almost always empty), so comparing it every loop is cheap.
+#[derive(Default, Clone, PartialEq, Eq)]
 struct CounterSnapshot {
-    received: Vec<(String, u64)>,
-    sent: Vec<(String, u64)>,
+    received: [u64; 5],
+    sent: [u64; 5],
     notifications_received: Vec<((u8, u8), u64)>,
     notifications_sent: Vec<((u8, u8), u64)>,
     treated_as_withdraw: u64,
@@ -90,12 +100,12 @@ struct CounterSnapshot {
 impl CounterSnapshot {
     fn from_counters(counters: &Counters) -> CounterSnapshot {
         let by_type = |counts: &MessageCounts| {
-            vec![
-                ("open".to_string(), counts.open),
-                ("update".to_string(), counts.update),
-                ("notification".to_string(), counts.notification),
-                ("keepalive".to_string(), counts.keepalive),
-                ("route_refresh".to_string(), counts.route_refresh),
+            [
+                counts.open,
+                counts.update,
+                counts.notification,
+                counts.keepalive,
+                counts.route_refresh,
             ]
         };
         CounterSnapshot {
@@ -642,26 +652,26 @@ impl NeighborTask {
         let mut changes = Vec::new();
         for connection in &mut self.connections {
             let current = CounterSnapshot::from_counters(connection.session.counters());
-            let previous = std::mem::replace(&mut connection.synced, current.clone());
-            changes.push((previous, current));
+            if current != connection.synced {
+                let previous = std::mem::replace(&mut connection.synced, current.clone());
+                changes.push((previous, current));
+            }
         }
         for (previous, current) in changes {
-            for (kind, value) in &current.received {
-                let before = lookup(&previous.received, kind);
-                if *value > before {
+            for (position, kind) in MESSAGE_KINDS.iter().enumerate() {
+                let added = current.received[position].saturating_sub(previous.received[position]);
+                if added > 0 {
                     self.metrics
                         .messages_received
                         .get_or_create(&self.message_labels(kind))
-                        .inc_by(*value - before);
+                        .inc_by(added);
                 }
-            }
-            for (kind, value) in &current.sent {
-                let before = lookup(&previous.sent, kind);
-                if *value > before {
+                let added = current.sent[position].saturating_sub(previous.sent[position]);
+                if added > 0 {
                     self.metrics
                         .messages_sent
                         .get_or_create(&self.message_labels(kind))
-                        .inc_by(*value - before);
+                        .inc_by(added);
                 }
             }
             for ((code, subcode), value) in &current.notifications_received {
