@@ -16,6 +16,7 @@
 //! handshake is in progress). Several cores, or one core over a slice of packets, can serve
 //! several workers later: nothing here is global.
 
+pub mod coalesce;
 mod counters;
 pub mod offload;
 mod packet;

@@ -3,14 +3,15 @@
 //! one lock. Owns the batching: large TCP/UDP segments from the TAP (virtio-net header, TSO)
 //! are split before encryption, datagrams to one member leave in one UDP GSO send, datagrams
 //! arrive by `recvmmsg` with UDP GRO (both through `quinn-udp`, which falls back to one
-//! datagram per call when the kernel refuses GSO). Decides nothing about packets: every frame
+//! datagram per call when the kernel refuses GSO), and consecutive TCP segments of a flow reach
+//! the kernel as one large frame. Decides nothing about packets: every frame
 //! and datagram goes through the core.
 //!
 //! ```text
 //!   outbound thread: TAP read (vnet header, up to 64 KiB) -> split -> lock core,
 //!                    handle_frame per frame -> datagram train -> UDP GSO sendmsg
 //!   inbound thread:  recvmmsg (GRO) -> per datagram: lock core, handle_datagram,
-//!                    poll_transmit -> unlock -> TAP write (vnet header)
+//!                    poll_transmit -> unlock -> coalesce TCP runs -> TAP write (vnet header)
 //!   both poll their descriptor with a short timeout and stop when `stop` is set
 //! ```
 
@@ -25,6 +26,7 @@ use nix::poll::{PollFd, PollFlags, poll};
 use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
 use tun_rs::SyncDevice;
 
+use crate::core::coalesce::Coalescer;
 use crate::core::offload::{VIRTIO_NET_HEADER, VirtioHeader, split};
 use crate::core::{Action, BUFFER_SIZE, Core};
 
@@ -348,6 +350,7 @@ fn inbound(core: &Mutex<Core>, tap: &SyncDevice, underlay: &Underlay, stop: &Ato
     let mut metas = [RecvMeta::default(); RECEIVE_BATCH];
     let mut frame = vec![0u8; VIRTIO_NET_HEADER + BUFFER_SIZE];
     let mut send = vec![0u8; BUFFER_SIZE];
+    let mut coalescer = Coalescer::new();
     while !stop.load(Ordering::Relaxed) {
         let received = match underlay
             .state
@@ -388,10 +391,25 @@ fn inbound(core: &Mutex<Core>, tap: &SyncDevice, underlay: &Underlay, stop: &Ato
                     underlay.send(to, datagram);
                 }
                 drop(guard);
-                if let Some(length) = deliver {
+                let Some(length) = deliver else { continue };
+                let Some(decrypted) = frame.get(VIRTIO_NET_HEADER..VIRTIO_NET_HEADER + length)
+                else {
+                    continue;
+                };
+                if coalescer.push(decrypted) {
+                    continue;
+                }
+                // Not the next segment of the run: the run goes first, in order.
+                if let Some(large) = coalescer.take() {
+                    send_to_tap(tap, large);
+                }
+                if !coalescer.push(decrypted) {
                     write_frame(tap, &mut frame, length);
                 }
             }
+        }
+        if let Some(large) = coalescer.take() {
+            send_to_tap(tap, large);
         }
     }
 }
@@ -402,9 +420,14 @@ fn write_frame(tap: &SyncDevice, buffer: &mut [u8], length: usize) {
     if VirtioHeader::default().write(buffer).is_none() {
         return;
     }
-    let Some(bytes) = buffer.get(..VIRTIO_NET_HEADER + length) else {
-        return;
-    };
+    if let Some(bytes) = buffer.get(..VIRTIO_NET_HEADER + length) {
+        send_to_tap(tap, bytes);
+    }
+}
+
+/// Writes `bytes` (a virtio-net header and a frame) to the TAP device; when its queue is full,
+/// waits for room once (bounded), then drops.
+fn send_to_tap(tap: &SyncDevice, bytes: &[u8]) {
     loop {
         match tap.send(bytes) {
             Ok(_) => return,
