@@ -231,6 +231,13 @@ pub enum ProblemKind {
     RouterIdRequired,
     /// A router ID of 0.0.0.0 (RFC 6286 section 2.1 requires a non-zero BGP Identifier).
     ZeroRouterId,
+    /// A `[min, max]` range whose minimum is above its maximum.
+    MinAboveMax {
+        /// The minimum found.
+        min: String,
+        /// The maximum found.
+        max: String,
+    },
     /// A list that must not be empty is empty.
     EmptyList {
         /// What to put in it.
@@ -328,6 +335,10 @@ impl fmt::Display for ProblemKind {
             Self::ZeroRouterId => f.write_str(
                 "0.0.0.0 is not a valid BGP identifier (RFC 6286 section 2.1); use a non-zero \
                  IPv4 address",
+            ),
+            Self::MinAboveMax { min, max } => write!(
+                f,
+                "minimum {min} is above maximum {max}; write [min, max] with min <= max"
             ),
             Self::EmptyList { hint } => write!(f, "is empty; {hint}"),
         }

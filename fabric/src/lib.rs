@@ -14,8 +14,10 @@
 pub mod error;
 pub mod model;
 mod parse;
+pub mod policy;
 pub mod yaml;
 
 pub use error::{FabricError, Problem, ProblemKind};
 pub use model::*;
 pub use parse::MAX_FABRIC_FILE_BYTES;
+pub use policy::*;

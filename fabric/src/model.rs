@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use ipnet::{Ipv4Net, Ipv6Net};
 
+use crate::policy::Policy;
+
 /// Default BGP port a route server listens on (RFC 4271 section 8.2.1).
 pub const DEFAULT_BGP_PORT: u16 = 179;
 /// Default address of a route server's HTTP listener (API, looking glass, `/metrics`).
@@ -63,6 +65,8 @@ pub struct Fabric {
     pub route_servers: Vec<RouteServer>,
     /// Members, in file order; ASNs, names, addresses and keys are unique.
     pub members: Vec<Member>,
+    /// The route server's import policy; the IXP defaults when the file has no `policy:`.
+    pub policy: Policy,
 }
 
 /// Name and identity of the exchange.

@@ -5,7 +5,7 @@ use std::fs;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use vixp_fabric::{Asn, Fabric};
+use vixp_fabric::{Asn, BogonPrefixes, Fabric, Policy};
 
 /// The repository's `configs/` directory.
 fn configs() -> PathBuf {
@@ -65,6 +65,28 @@ fn demo_fabric_has_the_documented_exchange() {
     assert!(
         fabric.members[2].endpoint.is_none(),
         "charlie is behind NAT"
+    );
+}
+
+#[test]
+fn lab_policy_example_differs_from_the_defaults_only_where_it_says() {
+    let fabric =
+        Fabric::load(&configs().join("examples/lab-policy.yaml")).expect("lab example parses");
+    let expected = Policy {
+        allow_prefixes: vec![
+            "198.18.0.0/15".parse().expect("valid"),
+            "fd00::/8".parse().expect("valid"),
+        ],
+        reject_private_asns: false,
+        ..Policy::default()
+    };
+    assert_eq!(fabric.policy, expected);
+    assert_eq!(fabric.policy.bogon_prefixes, BogonPrefixes::Default);
+    let demo = Fabric::load(&configs().join("fabric.yaml")).expect("demo fabric parses");
+    assert_eq!(
+        demo.policy,
+        Policy::default(),
+        "no policy block means the defaults"
     );
 }
 

@@ -5,7 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use base64::Engine as _;
-use ipnet::{Ipv4Net, Ipv6Net};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::raw::Scalar;
 use crate::error::ProblemKind;
@@ -153,6 +153,20 @@ pub(crate) fn ipv6_prefix(scalar: &Scalar) -> Result<Ipv6Net, ProblemKind> {
         return Err(ProblemKind::PrefixTooLong {
             prefix: value.to_owned(),
             longest: LONGEST_IPV6_LAN,
+        });
+    }
+    Ok(prefix)
+}
+
+/// A route prefix of either family and any length, host bits zero (policy lists).
+pub(crate) fn route_prefix(scalar: &Scalar) -> Result<IpNet, ProblemKind> {
+    const EXPECTED: &str = "a prefix like 198.18.0.0/15 or fd00::/8";
+    let value = text(scalar, EXPECTED)?;
+    let prefix: IpNet = value.parse().map_err(|_| wrong(EXPECTED, scalar))?;
+    if prefix.trunc() != prefix {
+        return Err(ProblemKind::HostBitsSet {
+            prefix: value.to_owned(),
+            network: prefix.trunc().to_string(),
         });
     }
     Ok(prefix)
@@ -420,6 +434,28 @@ mod tests {
         ));
         assert!(matches!(
             ipv4_prefix(&text_scalar("fd00::/64")),
+            Err(ProblemKind::WrongType { .. })
+        ));
+    }
+
+    #[test]
+    fn route_prefixes_take_any_length_of_either_family() {
+        assert_eq!(
+            route_prefix(&text_scalar("0.0.0.0/0")).map(|p| p.to_string()),
+            Ok("0.0.0.0/0".to_owned())
+        );
+        assert!(route_prefix(&text_scalar("198.18.5.1/32")).is_ok());
+        assert!(route_prefix(&text_scalar("fd00::/8")).is_ok());
+        assert!(matches!(
+            route_prefix(&text_scalar("198.18.5.1/24")),
+            Err(ProblemKind::HostBitsSet { .. })
+        ));
+        assert!(matches!(
+            route_prefix(&text_scalar("198.18.5.0/33")),
+            Err(ProblemKind::WrongType { .. })
+        ));
+        assert!(matches!(
+            route_prefix(&Scalar::Integer(10)),
             Err(ProblemKind::WrongType { .. })
         ));
     }

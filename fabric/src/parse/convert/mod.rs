@@ -3,6 +3,7 @@
 //! read files or parse YAML.
 
 mod member;
+mod policy;
 mod route_server;
 
 use std::collections::HashMap;
@@ -16,6 +17,7 @@ use super::raw::{Field, RawExchange, RawFabric, RawLan, Scalar};
 use super::values;
 use crate::error::{Problem, ProblemKind};
 use crate::model::{Exchange, Fabric, Lan};
+use crate::policy::Policy;
 
 /// The only version of the fabric file this program reads.
 pub(crate) const SUPPORTED_VERSION: i128 = 1;
@@ -353,13 +355,18 @@ impl Converter<'_> {
                 .collect::<Option<Vec<_>>>(),
             None => Some(Vec::new()),
         };
+        let policy = match &raw.policy {
+            Some(policy) => self.policy(policy),
+            None => Some(Policy::default()),
+        };
         let (
             Some(()),
             Some(exchange),
             (Some(ipv4), Some(ipv6)),
             Some(route_servers),
             Some(members),
-        ) = (version, exchange, lan, route_servers, members)
+            Some(policy),
+        ) = (version, exchange, lan, route_servers, members, policy)
         else {
             return None;
         };
@@ -369,6 +376,7 @@ impl Converter<'_> {
             lan: Lan { ipv4, ipv6 },
             route_servers,
             members,
+            policy,
         })
     }
 
