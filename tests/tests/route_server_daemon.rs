@@ -630,6 +630,48 @@ async fn a_malformed_attribute_is_treated_as_withdraw_and_the_session_stays_up()
 }
 
 #[tokio::test(flavor = "current_thread")]
+async fn two_connections_from_one_member_leave_exactly_one_working_session() {
+    let fixture = Fixture::new("rs-daemon-collision");
+    let mut bravo = Peer::established(&fixture, "bravo", 12, 64502).await;
+    // RFC 4271 section 6.8: two connections from alpha at once; the route server keeps one and
+    // closes the other with Cease / Connection Collision Resolution (6/7).
+    let mut first = Peer::connect(&fixture, 11, 64501).await;
+    let mut second = Peer::connect(&fixture, 11, 64501).await;
+    for _ in 0..30 {
+        first.pump(Duration::from_millis(50)).await;
+        second.pump(Duration::from_millis(50)).await;
+    }
+    let (mut survivor, loser) = match (first.established, second.established) {
+        (true, false) => (first, second),
+        (false, true) => (second, first),
+        other => panic!("expected exactly one established session, got {other:?}"),
+    };
+    assert_eq!(
+        loser.notification_received(),
+        Some((6, 7)),
+        "{:?}",
+        loser.down
+    );
+    drop(loser);
+    let attributes = alpha_attributes(&fixture);
+    survivor
+        .announce(&attributes, &[prefix("198.18.140.0/24")])
+        .await;
+    let received = bravo
+        .pump_until(Duration::from_secs(10), |peer| {
+            peer.routes.contains_key(&prefix("198.18.140.0/24"))
+        })
+        .await;
+    assert!(
+        received,
+        "the surviving session's routes reach bravo\n{}",
+        fixture.log()
+    );
+    survivor.pump(Duration::from_millis(500)).await;
+    assert!(survivor.established && survivor.down.is_none());
+}
+
+#[tokio::test(flavor = "current_thread")]
 async fn a_wrong_asn_gets_bad_peer_as() {
     let fixture = Fixture::new("rs-daemon-bad-as");
     let mut impostor = Peer::connect(&fixture, 11, 65000).await;

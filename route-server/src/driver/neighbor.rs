@@ -459,6 +459,28 @@ impl NeighborTask {
     async fn handle_event(&mut self, id: u64, event: Event) {
         match event {
             Event::Established(negotiated) => {
+                // An Established event from a connection already closed by collision resolution
+                // is stale; one from a second connection while another is the session loses
+                // (RFC 4271 section 6.8).
+                let alive = self
+                    .connection(id)
+                    .is_some_and(|connection| connection.session.state() == State::Established);
+                if !alive {
+                    return;
+                }
+                if let Some(current) = self.established
+                    && current != id
+                    && self.connection(current).is_some_and(|c| !c.finished)
+                {
+                    if let Some(connection) = self.connection_mut(id) {
+                        connection.session.stop(
+                            CeaseSubcode::ConnectionCollisionResolution,
+                            "",
+                            Instant::now(),
+                        );
+                    }
+                    return;
+                }
                 self.generation += 1;
                 self.established = Some(id);
                 info!(peer_id = %negotiated.peer_id, hold_time = negotiated.hold_time, "session established");
@@ -563,6 +585,10 @@ impl NeighborTask {
     }
 
     /// RFC 4271 section 6.8: when two connections both know the peer's BGP identifier, keep one.
+    /// A connection that is already the established session always wins. Otherwise (both
+    /// reached OpenConfirm, or both went straight to Established because OPEN and KEEPALIVE came
+    /// in one read) the BGP identifiers decide, as the peer decides too, so both sides keep the
+    /// same connection.
     fn resolve_collision(&mut self) {
         let open: Vec<usize> = self
             .connections
@@ -573,7 +599,7 @@ impl NeighborTask {
                     && connection.session.peer_id().is_some()
                     && matches!(
                         connection.session.state(),
-                        State::OpenSent | State::OpenConfirm
+                        State::OpenSent | State::OpenConfirm | State::Established
                     )
             })
             .map(|(position, _)| position)
@@ -581,23 +607,42 @@ impl NeighborTask {
         if open.len() < 2 {
             return;
         }
-        let Some(peer_id) = self.connections[open[0]].session.peer_id() else {
-            return;
+        let keep = match open
+            .iter()
+            .copied()
+            .find(|position| Some(self.connections[*position].id) == self.established)
+        {
+            Some(established) => established,
+            None => {
+                let Some(peer_id) = self.connections[open[0]].session.peer_id() else {
+                    return;
+                };
+                let keep_incoming = collision_keeps_incoming(self.session_config.local_id, peer_id);
+                open.iter()
+                    .copied()
+                    .find(|position| {
+                        let incoming = matches!(
+                            self.connections[*position].session.direction(),
+                            Direction::Incoming
+                        );
+                        incoming == keep_incoming
+                    })
+                    .unwrap_or(open[0])
+            }
         };
-        let keep_incoming = collision_keeps_incoming(self.session_config.local_id, peer_id);
         let now = Instant::now();
         for position in open {
-            let connection = &mut self.connections[position];
-            let incoming = matches!(connection.session.direction(), Direction::Incoming);
-            if incoming != keep_incoming {
-                debug!(
-                    connection = connection.id,
-                    "closing connection: collision resolution"
-                );
-                connection
-                    .session
-                    .stop(CeaseSubcode::ConnectionCollisionResolution, "", now);
+            if position == keep {
+                continue;
             }
+            let connection = &mut self.connections[position];
+            debug!(
+                connection = connection.id,
+                "closing connection: collision resolution"
+            );
+            connection
+                .session
+                .stop(CeaseSubcode::ConnectionCollisionResolution, "", now);
         }
     }
 
