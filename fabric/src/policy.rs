@@ -116,7 +116,7 @@ pub const DEFAULT_BOGON_PREFIXES: &[IpNet] = &[
 
 /// The route server's import policy (`policy:` in the fabric file). [`Policy::default`] is
 /// the IXP filter set of arouteserver and IXP Manager.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Policy {
     /// Which NEXT_HOP a member may set.
     pub next_hop: NextHopPolicy,
@@ -135,7 +135,8 @@ pub struct Policy {
     pub bogon_prefixes: BogonPrefixes,
     /// Prefixes exempt from the bogon check, with everything they cover (not the LAN).
     pub allow_prefixes: Vec<IpNet>,
-    /// Whether private ASNs (RFC 6996) in an AS_PATH are refused. Reserved ASNs always are.
+    /// Whether private (RFC 6996) and documentation (RFC 5398) ASNs in an AS_PATH are
+    /// refused. Other reserved ASNs (0, 23456, 65535, 65552-131071, 4294967295) always are.
     pub reject_private_asns: bool,
 }
 
@@ -157,7 +158,7 @@ impl Default for Policy {
 
 /// Which NEXT_HOP a member may put on its routes (RFC 7947 section 2.2.1: the route server
 /// passes it on unchanged, so a foreign next hop would divert other members' traffic).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum NextHopPolicy {
     /// The member's own LAN address of the route's next-hop family (`own_address`).
     #[default]
@@ -177,7 +178,7 @@ impl NextHopPolicy {
 }
 
 /// Shortest and longest prefix length accepted, both inclusive; `min <= max` always holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PrefixLengthRange {
     /// Shortest prefix accepted (a shorter one is "too short").
     pub min: u8,
@@ -186,7 +187,7 @@ pub struct PrefixLengthRange {
 }
 
 /// Accepted prefix lengths per address family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PrefixLengths {
     /// IPv4 lengths, within 0-32.
     pub ipv4: PrefixLengthRange,
@@ -214,7 +215,7 @@ impl PrefixLengths {
 }
 
 /// Which prefixes are bogons.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub enum BogonPrefixes {
     /// [`DEFAULT_BOGON_PREFIXES`] (`default`).
     #[default]

@@ -7,4 +7,5 @@ pub mod client;
 pub mod driver;
 pub mod http;
 pub mod metrics;
+pub mod policy;
 pub mod rib;
