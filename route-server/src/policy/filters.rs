@@ -61,8 +61,9 @@ pub fn first_asn(attributes: &Attributes, neighbor: &Neighbor) -> Result<(), Rea
 }
 
 /// The path length counted as for best-path selection (RFC 4271 section 9.1.2.2 a: an
-/// AS_SET counts as one), except that confederation segments, which a member must not send
-/// (RFC 5065 section 5), count like their non-confederation kinds so they cannot hide length.
+/// AS_SET counts as one), except that confederation segments, which never leave a
+/// confederation (RFC 5065) and so have no business in a member's route, count like their
+/// non-confederation kinds so they cannot hide length.
 pub fn path_length(attributes: &Attributes) -> usize {
     attributes
         .as_path
