@@ -127,6 +127,9 @@ pub enum Show {
         /// A prefix (exact) or an address (longest match).
         #[arg(long)]
         prefix: Option<String>,
+        /// With --neighbor: the routes the import policy refused, with the reason.
+        #[arg(long, requires = "neighbor")]
+        filtered: bool,
     },
 }
 
@@ -295,7 +298,11 @@ fn show(
                     print_neighbors(&value)
                 }
             }
-            Show::Routes { neighbor, prefix } => {
+            Show::Routes {
+                neighbor,
+                prefix,
+                filtered,
+            } => {
                 let mut routes = Vec::new();
                 if let Some(prefix) = prefix {
                     let path = format!("/api/v1/lookup/prefix?q={}", encode_query(prefix));
@@ -309,8 +316,8 @@ fn show(
                     };
                     let mut found = false;
                     for id in ids {
-                        let path =
-                            format!("/api/v1/neighbors/{id}/routes/received?page_size=10000");
+                        let kind = if *filtered { "filtered" } else { "received" };
+                        let path = format!("/api/v1/neighbors/{id}/routes/{kind}?page_size=10000");
                         let mut page = 0;
                         loop {
                             let value = match crate::client::get_json(
@@ -392,19 +399,20 @@ fn print_neighbors(value: &serde_json::Value) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "{:<20} {:<26} {:>10} {:<12} {:>9} {:>9} {:>9}  LAST ERROR",
-        "NEIGHBOR", "ADDRESS", "ASN", "STATE", "UPTIME", "RECEIVED", "EXPORTED"
+        "{:<20} {:<26} {:>10} {:<12} {:>9} {:>9} {:>9} {:>9}  LAST ERROR",
+        "NEIGHBOR", "ADDRESS", "ASN", "STATE", "UPTIME", "RECEIVED", "FILTERED", "EXPORTED"
     )?;
     for neighbor in array(value, "neighbors") {
         writeln!(
             out,
-            "{:<20} {:<26} {:>10} {:<12} {:>9} {:>9} {:>9}  {}",
+            "{:<20} {:<26} {:>10} {:<12} {:>9} {:>9} {:>9} {:>9}  {}",
             text(field(&neighbor, "id")),
             text(field(&neighbor, "address")),
             text(field(&neighbor, "asn")),
             text(field(&neighbor, "state")),
             format_duration(field(&neighbor, "uptime").as_u64().unwrap_or(0)),
             text(field(&neighbor, "routes_received")),
+            text(field(&neighbor, "routes_filtered")),
             text(field(&neighbor, "routes_exported")),
             text(field(&neighbor, "last_error")),
         )?;
@@ -436,7 +444,7 @@ fn print_routes(routes: &[serde_json::Value]) -> anyhow::Result<()> {
     for route in routes {
         let bgp = field(route, "bgp");
         let as_path: Vec<String> = array(bgp, "as_path").iter().map(text).collect();
-        let communities: Vec<String> = array(bgp, "communities")
+        let mut communities: Vec<String> = array(bgp, "communities")
             .iter()
             .map(|pair| {
                 let parts: Vec<String> = pair
@@ -453,6 +461,12 @@ fn print_routes(routes: &[serde_json::Value]) -> anyhow::Result<()> {
                 format!("({})", parts.join(":"))
             }))
             .collect();
+        if let Some(reason) = route
+            .get("filtered")
+            .and_then(|filtered| filtered.get("reason"))
+        {
+            communities.push(format!("FILTERED: {}", text(reason)));
+        }
         writeln!(
             out,
             "{:<2}{:<26} {:<26} {:<16} {:>6}  {} {}",

@@ -32,6 +32,7 @@ pub async fn serve(listener: TcpListener, handles: Handles, mut shutdown: watch:
         .route("/api/v1/status", get(status))
         .route("/api/v1/neighbors", get(neighbors))
         .route("/api/v1/neighbors/{id}/routes/received", get(received))
+        .route("/api/v1/neighbors/{id}/routes/filtered", get(filtered))
         .route("/api/v1/lookup/prefix", get(lookup))
         .with_state(Arc::new(handles));
     let _ = axum::serve(listener, app)
@@ -133,8 +134,8 @@ fn neighbor_view(status: &NeighborStatus, counts: FamilyCounts) -> NeighborView 
         description: status.config.description.clone(),
         uptime,
         routes_received: counts.received,
-        routes_accepted: counts.received,
-        routes_filtered: 0,
+        routes_accepted: counts.accepted,
+        routes_filtered: counts.filtered,
         routes_exported: counts.advertised,
         last_error: status.last_error.clone(),
         router_id: status.router_id,
@@ -207,7 +208,25 @@ async fn received(
     Path(id): Path<String>,
     Query(page): Query<Page>,
 ) -> Response {
-    let statuses = status_snapshot(&handles);
+    neighbor_routes(&handles, &id, &page, RibQuery::RoutesFrom).await
+}
+
+async fn filtered(
+    State(handles): State<Shared>,
+    Path(id): Path<String>,
+    Query(page): Query<Page>,
+) -> Response {
+    neighbor_routes(&handles, &id, &page, RibQuery::FilteredFrom).await
+}
+
+/// One page of a neighbor's routes, chosen by `query`.
+async fn neighbor_routes(
+    handles: &Handles,
+    id: &str,
+    page: &Page,
+    query: fn(crate::rib::PeerId) -> RibQuery,
+) -> Response {
+    let statuses = status_snapshot(handles);
     let Some(status) = statuses.iter().find(|status| neighbor_id(status) == id) else {
         let known: Vec<String> = statuses.iter().map(neighbor_id).collect();
         return (
@@ -219,7 +238,7 @@ async fn received(
         )
             .into_response();
     };
-    let routes = match ask(&handles, RibQuery::RoutesFrom(status.config.id)).await {
+    let routes = match ask(handles, query(status.config.id)).await {
         Ok(RibReply::Routes(routes)) => routes,
         Ok(RibReply::Counts(..)) => Vec::new(),
         Err(response) => return response,
@@ -232,9 +251,10 @@ async fn received(
     let pages = total.div_ceil(size);
     let start = page.page.saturating_mul(size).min(total);
     let end = start.saturating_add(size).min(total);
+    let route_server_asn = route_server_asn(handles);
     let views: Vec<RouteJson> = routes[start..end]
         .iter()
-        .map(|route| route_json(route, &statuses))
+        .map(|route| route_json(route, &statuses, route_server_asn))
         .collect();
     axum::Json(json!({
         "routes": views,
@@ -246,6 +266,13 @@ async fn received(
         },
     }))
     .into_response()
+}
+
+fn route_server_asn(handles: &Handles) -> vixp_fabric::Asn {
+    handles
+        .fabric
+        .route_server(Some(&handles.route_server))
+        .map_or(vixp_fabric::Asn(0), |route_server| route_server.asn)
 }
 
 /// Query of a prefix lookup.
@@ -276,9 +303,10 @@ async fn lookup(State(handles): State<Shared>, Query(query): Query<LookupQuery>)
         Ok(RibReply::Counts(..)) => Vec::new(),
         Err(response) => return response,
     };
+    let route_server_asn = route_server_asn(&handles);
     let views: Vec<RouteJson> = routes
         .iter()
-        .map(|route| route_json(route, &statuses))
+        .map(|route| route_json(route, &statuses, route_server_asn))
         .collect();
     axum::Json(json!({ "routes": views })).into_response()
 }
@@ -298,6 +326,22 @@ pub struct RouteJson {
     pub primary: bool,
     /// Path attributes.
     pub bgp: BgpJson,
+    /// Why the import policy refused the route; absent for accepted routes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filtered: Option<FilteredJson>,
+}
+
+/// Why a route was filtered, in the forms members and tools know.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FilteredJson {
+    /// Plain words, e.g. "next hop 198.18.0.99 is not alpha's LAN address 198.18.0.11".
+    pub reason: String,
+    /// Stable label, as in the metrics (`next_hop_not_peer`).
+    pub label: String,
+    /// Euro-IX reject reason code (`rs:1101:code`).
+    pub code: u32,
+    /// The Euro-IX large community `[route server ASN, 1101, code]`.
+    pub large_community: [u32; 3],
 }
 
 /// Path attributes of a route in the API.
@@ -323,7 +367,11 @@ pub struct BgpJson {
     pub as_set: bool,
 }
 
-fn route_json(route: &RouteView, statuses: &[NeighborStatus]) -> RouteJson {
+fn route_json(
+    route: &RouteView,
+    statuses: &[NeighborStatus],
+    route_server_asn: vixp_fabric::Asn,
+) -> RouteJson {
     let source = usize::try_from(route.peer.0)
         .ok()
         .and_then(|index| statuses.get(index));
@@ -336,6 +384,15 @@ fn route_json(route: &RouteView, statuses: &[NeighborStatus]) -> RouteJson {
             .unwrap_or_default(),
         primary: route.best,
         bgp: bgp_json(&route.attributes),
+        filtered: route.filtered.as_ref().map(|reason| {
+            let community = reason.large_community(route_server_asn);
+            FilteredJson {
+                reason: reason.to_string(),
+                label: reason.label().to_string(),
+                code: reason.euro_ix_code(),
+                large_community: [community.0, community.1, community.2],
+            }
+        }),
     }
 }
 

@@ -28,6 +28,17 @@ pub struct MessageLabels {
     pub r#type: String,
 }
 
+/// Labels of the filtered-routes gauge.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct FilteredLabels {
+    /// Member name.
+    pub member: String,
+    /// `ipv4` or `ipv6`.
+    pub family: String,
+    /// Why the import policy refused the routes (`next_hop_not_peer`, `bogon_prefix`, ...).
+    pub reason: String,
+}
+
 /// Labels of a NOTIFICATION counter.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct NotificationLabels {
@@ -65,6 +76,10 @@ pub struct Metrics {
     pub prefixes_accepted: Family<SessionLabels, Gauge>,
     /// Prefixes advertised to the member.
     pub prefixes_advertised: Family<SessionLabels, Gauge>,
+    /// Prefixes from the member refused by the import policy.
+    pub prefixes_filtered: Family<SessionLabels, Gauge>,
+    /// Routes from the member refused by the import policy, by reason.
+    pub routes_filtered: Family<FilteredLabels, Gauge>,
     /// Messages received by type.
     pub messages_received: Family<MessageLabels, Counter>,
     /// Messages sent by type.
@@ -106,6 +121,8 @@ impl Metrics {
             prefixes_received: Family::default(),
             prefixes_accepted: Family::default(),
             prefixes_advertised: Family::default(),
+            prefixes_filtered: Family::default(),
+            routes_filtered: Family::default(),
             messages_received: Family::default(),
             messages_sent: Family::default(),
             notifications_received: Family::default(),
@@ -151,6 +168,16 @@ impl Metrics {
             "prefixes_advertised",
             "Prefixes the route server advertises to the member",
             metrics.prefixes_advertised.clone(),
+        );
+        registry.register(
+            "prefixes_filtered",
+            "Prefixes from the member refused by the import policy (kept, never exported)",
+            metrics.prefixes_filtered.clone(),
+        );
+        registry.register(
+            "routes_filtered",
+            "Routes from the member refused by the import policy, by reason",
+            metrics.routes_filtered.clone(),
         );
         registry.register(
             "messages_received",

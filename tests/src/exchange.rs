@@ -653,6 +653,7 @@ pub fn fabric_yaml(members: &[MemberSpec]) -> String {
         "version: 1\n\
          exchange:\n  name: VIXP-Test\n  description: vixp interop test exchange\n\
          lan:\n  ipv4: 198.18.0.0/24\n  ipv6: \"fd00:198:18::/64\"\n\
+         policy:\n  allow_prefixes: [198.18.0.0/15, \"fd00::/8\"]\n  reject_private_asns: false\n\
          route_servers:\n  - name: {ROUTE_SERVER_NAME}\n    asn: {ROUTE_SERVER_ASN}\n    \
          ipv4: {}\n    ipv6: \"{}\"\n    public_key: \"{}\"\n    \
          bgp:\n      hold_time: {HOLD_TIME}\n      connect_retry: 2\n    \

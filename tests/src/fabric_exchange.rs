@@ -548,6 +548,7 @@ pub fn fabric_yaml(route_server_key: &str, members: &[(&FabricMember, &str)]) ->
         "version: 1\n\
          exchange:\n  name: VIXP-Fabric-Test\n\
          lan:\n  ipv4: 198.18.0.0/24\n  ipv6: \"fd00:198:18::/64\"\n\
+         policy:\n  allow_prefixes: [198.18.0.0/15, \"fd00::/8\"]\n  reject_private_asns: false\n\
          route_servers:\n  - name: {ROUTE_SERVER_NAME}\n    asn: {ROUTE_SERVER_ASN}\n    \
          ipv4: {}\n    ipv6: \"{}\"\n    public_key: \"{route_server_key}\"\n    \
          endpoint: {}:{WIREGUARD_PORT}\n    \

@@ -97,6 +97,7 @@ impl Fixture {
             r#"version: 1
 exchange: {{name: DAEMON-TEST}}
 lan: {{ipv4: 198.19.{subnet}.0/24, ipv6: "fd00:19:{subnet}::/64"}}
+policy: {{allow_prefixes: [198.18.0.0/15, "fd00::/8"], reject_private_asns: false}}
 route_servers:
   - name: rs1
     asn: {RS_ASN}
@@ -669,6 +670,108 @@ async fn two_connections_from_one_member_leave_exactly_one_working_session() {
     );
     survivor.pump(Duration::from_millis(500)).await;
     assert!(survivor.established && survivor.down.is_none());
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_filtered_route_is_kept_with_its_reason_and_never_exported() {
+    let fixture = Fixture::new("rs-daemon-filtered");
+    let (mut alpha, mut bravo) = alpha_announces_to_bravo(&fixture).await;
+    // A next hop that is not alpha's LAN address (Euro-IX reason 8), and a bogon (reason 3).
+    let mut wrong_hop = alpha_attributes(&fixture);
+    wrong_hop.next_hop = IpAddr::V4(fixture.address(99));
+    alpha
+        .announce(&wrong_hop, &[prefix("198.18.150.0/24")])
+        .await;
+    alpha
+        .announce(&alpha_attributes(&fixture), &[prefix("10.1.0.0/24")])
+        .await;
+    // The replacement of an accepted route by a refused one withdraws it.
+    alpha
+        .announce(&wrong_hop, &[prefix("198.18.129.0/24")])
+        .await;
+    let withdrawn = bravo
+        .pump_until(Duration::from_secs(10), |peer| {
+            !peer.routes.contains_key(&prefix("198.18.129.0/24"))
+        })
+        .await;
+    assert!(withdrawn, "a route replaced by a refused one is withdrawn");
+    bravo.pump(Duration::from_millis(500)).await;
+    assert_eq!(
+        bravo.routes.keys().copied().collect::<Vec<_>>(),
+        vec![prefix("198.18.128.0/24")],
+        "refused routes never reach other members"
+    );
+
+    let body = fixture
+        .http_get("/api/v1/neighbors/alpha.ipv4/routes/filtered")
+        .expect("filtered routes");
+    let value: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let routes = value["routes"].as_array().expect("routes");
+    assert_eq!(routes.len(), 3, "{body}");
+    let bogon = routes
+        .iter()
+        .find(|route| route["network"] == "10.1.0.0/24")
+        .expect("the bogon is listed");
+    assert_eq!(bogon["filtered"]["code"], 3, "{body}");
+    assert_eq!(
+        bogon["filtered"]["large_community"],
+        serde_json::json!([RS_ASN, 1101, 3])
+    );
+    let hop = routes
+        .iter()
+        .find(|route| route["network"] == "198.18.150.0/24")
+        .expect("the wrong next hop is listed");
+    assert_eq!(hop["filtered"]["label"], "next_hop_not_peer", "{body}");
+    assert_eq!(hop["filtered"]["code"], 8);
+    let reason = hop["filtered"]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains(&fixture.address(99).to_string()),
+        "{reason}"
+    );
+
+    let neighbors = fixture.http_get("/api/v1/neighbors").expect("neighbors");
+    let value: serde_json::Value = serde_json::from_str(&neighbors).expect("JSON");
+    let alpha_view = value["neighbors"]
+        .as_array()
+        .and_then(|list| list.iter().find(|neighbor| neighbor["id"] == "alpha.ipv4"))
+        .expect("alpha listed")
+        .clone();
+    assert_eq!(alpha_view["routes_received"], 4, "{alpha_view}");
+    assert_eq!(alpha_view["routes_accepted"], 1, "{alpha_view}");
+    assert_eq!(alpha_view["routes_filtered"], 3, "{alpha_view}");
+
+    let api = format!("{}:{HTTP_PORT}", fixture.address(1));
+    let shown = cli(&[
+        "show",
+        "routes",
+        "--neighbor",
+        "alpha.ipv4",
+        "--filtered",
+        "--api",
+        &api,
+    ]);
+    assert!(shown.contains("FILTERED: "), "{shown}");
+    let wait = Instant::now() + Duration::from_secs(3);
+    let series = "route_server_routes_filtered{member=\"alpha\",family=\"ipv4\",reason=\"next_hop_not_peer\"}";
+    while fixture.metric(series) != Some(2.0) {
+        assert!(
+            Instant::now() < wait,
+            "{series} never reached 2:\n{}",
+            fixture.metrics()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Announced again correctly, the route is accepted and exported.
+    alpha
+        .announce(&alpha_attributes(&fixture), &[prefix("198.18.150.0/24")])
+        .await;
+    let exported = bravo
+        .pump_until(Duration::from_secs(10), |peer| {
+            peer.routes.contains_key(&prefix("198.18.150.0/24"))
+        })
+        .await;
+    assert!(exported, "a corrected route is accepted and exported");
 }
 
 #[tokio::test(flavor = "current_thread")]

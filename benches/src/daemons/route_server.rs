@@ -32,6 +32,8 @@ pub fn fabric(scenario: &Scenario, hold_time: u16) -> String {
          lan:\n\
          \x20 ipv4: 198.18.0.0/24\n\
          \x20 ipv6: fd00:198:18::/64\n\
+         policy:\n\
+         \x20 reject_private_asns: false\n\
          route_servers:\n\
          \x20 - name: rs1\n\
          \x20   asn: {ROUTE_SERVER_ASN}\n\

@@ -228,6 +228,7 @@ pub async fn run(
     drop(incoming_senders);
 
     let rib = rib_task::RibTask::new(
+        Arc::clone(&fabric),
         neighbor_configs.clone(),
         export_senders,
         resets,

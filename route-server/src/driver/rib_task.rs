@@ -9,8 +9,11 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tracing::debug;
 use vixp_bgp::{Family, Prefix, Update};
 
+use vixp_fabric::Fabric;
+
 use super::NeighborConfig;
-use crate::metrics::{Metrics, SessionLabels};
+use crate::metrics::{FilteredLabels, Metrics, SessionLabels};
+use crate::policy::{self, Neighbor};
 use crate::rib::{Export, FamilyCounts, PeerId, PeerInfo, Rib, RibTotals, RouteView};
 
 /// Events queued from neighbor tasks to the RIB task. Bounded: a sender faster than the RIB
@@ -70,8 +73,10 @@ pub struct TaggedExport {
 pub enum RibQuery {
     /// Counters of every neighbor.
     Counts,
-    /// Routes received from one neighbor.
+    /// Routes received from one neighbor and accepted.
     RoutesFrom(PeerId),
+    /// Routes from one neighbor refused by the import policy, with their reasons.
+    FilteredFrom(PeerId),
     /// Paths for an exact prefix.
     RoutesFor(Prefix),
     /// Paths for the most specific prefix covering an address.
@@ -91,6 +96,11 @@ pub enum RibReply {
 pub struct RibTask {
     rib: Rib,
     neighbors: Vec<NeighborConfig>,
+    fabric: Arc<Fabric>,
+    /// The import policy's view of each neighbor's member, indexed like `neighbors`.
+    policy_neighbors: Vec<Neighbor>,
+    /// Label sets of the filtered-by-reason gauge last set, so vanished ones are reset to 0.
+    filtered_series: Vec<FilteredLabels>,
     exports: Vec<mpsc::Sender<TaggedExport>>,
     generations: Vec<Option<u64>>,
     resets: Vec<Arc<Notify>>,
@@ -102,6 +112,7 @@ impl RibTask {
     /// A RIB task for these neighbors; `exports[i]` reaches the task of neighbor `i`, and
     /// `resets[i]` tells it to reset its session (it fell too far behind).
     pub fn new(
+        fabric: Arc<Fabric>,
         neighbors: Vec<NeighborConfig>,
         exports: Vec<mpsc::Sender<TaggedExport>>,
         resets: Vec<Arc<Notify>>,
@@ -109,9 +120,26 @@ impl RibTask {
         metrics: Arc<Metrics>,
     ) -> RibTask {
         let generations = vec![None; neighbors.len()];
+        let policy_neighbors = neighbors
+            .iter()
+            .map(|neighbor| {
+                fabric.members.get(neighbor.member).map_or_else(
+                    || Neighbor {
+                        name: Arc::from(neighbor.name.as_str()),
+                        asn: vixp_fabric::Asn(neighbor.asn),
+                        addresses: vec![neighbor.address],
+                        same_asn_addresses: vec![neighbor.address],
+                    },
+                    |member| Neighbor::new(member, &fabric.members),
+                )
+            })
+            .collect();
         RibTask {
             rib: Rib::new(),
             neighbors,
+            fabric,
+            policy_neighbors,
+            filtered_series: Vec::new(),
             exports,
             generations,
             resets,
@@ -172,7 +200,14 @@ impl RibTask {
                 self.rib.peer_up(peer, info);
             }
             RibEvent::Update { peer, update } => {
-                self.rib.update(peer, update);
+                let Some(neighbor) = self.policy_neighbors.get(index(peer)) else {
+                    return;
+                };
+                let fabric = &self.fabric;
+                let import = |prefix: &Prefix, attributes: &vixp_bgp::Attributes| {
+                    policy::import(prefix, attributes, neighbor, &fabric.policy, &fabric.lan)
+                };
+                self.rib.update(peer, update, &import);
             }
             RibEvent::Refresh { peer, family } => self.rib.refresh(peer, family),
             RibEvent::Down { peer } => {
@@ -216,6 +251,7 @@ impl RibTask {
                 RibReply::Counts(counts, self.rib.totals())
             }
             RibQuery::RoutesFrom(peer) => RibReply::Routes(self.rib.routes_from(peer)),
+            RibQuery::FilteredFrom(peer) => RibReply::Routes(self.rib.filtered_from(peer)),
             RibQuery::RoutesFor(prefix) => RibReply::Routes(self.rib.routes_for(&prefix.trunc())),
             RibQuery::Lookup(address) => RibReply::Routes(
                 self.rib
@@ -228,6 +264,30 @@ impl RibTask {
 
     fn update_gauges(&mut self) {
         self.rib.collect_garbage();
+        let mut series = Vec::new();
+        for (peer, reason, count) in self.rib.filtered_by_reason() {
+            let Some(neighbor) = self.neighbors.get(index(peer)) else {
+                continue;
+            };
+            let labels = FilteredLabels {
+                member: neighbor.name.clone(),
+                family: neighbor.family.label().to_string(),
+                reason: reason.to_string(),
+            };
+            self.metrics
+                .routes_filtered
+                .get_or_create(&labels)
+                .set(saturating_i64(count));
+            series.push(labels);
+        }
+        for stale in self
+            .filtered_series
+            .iter()
+            .filter(|old| !series.contains(old))
+        {
+            self.metrics.routes_filtered.get_or_create(stale).set(0);
+        }
+        self.filtered_series = series;
         let totals = self.rib.totals();
         self.metrics
             .rib_prefixes
@@ -249,7 +309,11 @@ impl RibTask {
             self.metrics
                 .prefixes_accepted
                 .get_or_create(&labels)
-                .set(saturating_i64(counts.received));
+                .set(saturating_i64(counts.accepted));
+            self.metrics
+                .prefixes_filtered
+                .get_or_create(&labels)
+                .set(saturating_i64(counts.filtered));
             self.metrics
                 .prefixes_advertised
                 .get_or_create(&labels)

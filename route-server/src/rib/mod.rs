@@ -25,6 +25,8 @@ use std::sync::Arc;
 use rustc_hash::FxBuildHasher;
 use vixp_bgp::{Attributes, Family, Prefix, Update};
 
+use crate::policy::{Reason, Verdict};
+
 pub use best::{Source, compare};
 pub use intern::Interner;
 pub use log::{Change, ChangeLog};
@@ -70,8 +72,12 @@ struct Path {
 /// Per-family counters of one neighbor.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FamilyCounts {
-    /// Prefixes the neighbor currently announces to us (Adj-RIB-In).
+    /// Prefixes the neighbor currently announces to us (Adj-RIB-In): accepted plus filtered.
     pub received: usize,
+    /// Prefixes the import policy accepted (candidates for export).
+    pub accepted: usize,
+    /// Prefixes the import policy refused (kept with their reason, never exported).
+    pub filtered: usize,
     /// Prefixes the client is (or is about to be) told about (its Adj-RIB-Out, derived).
     pub advertised: usize,
 }
@@ -80,7 +86,10 @@ pub struct FamilyCounts {
 struct PeerState {
     info: PeerInfo,
     member: u32,
+    /// Accepted paths per family.
     received: [usize; 2],
+    /// Refused routes per family.
+    filtered: [usize; 2],
     /// Next log entry to read.
     cursor: u64,
     /// Prefixes still to send from a full-table walk (new session or route refresh).
@@ -125,6 +134,8 @@ pub struct RouteView {
     pub attributes: Arc<Attributes>,
     /// Whether it is the overall best path for the prefix.
     pub best: bool,
+    /// Why the import policy refused it (`None`: accepted).
+    pub filtered: Option<Reason>,
 }
 
 /// Totals for the whole RIB.
@@ -138,6 +149,8 @@ pub struct RibTotals {
     pub attribute_sets: usize,
     /// Change log entries not yet read by every client.
     pub pending_changes: usize,
+    /// Routes refused by the import policy.
+    pub filtered: usize,
 }
 
 /// Identity of a path as a client's choice: which neighbor, and the address of its shared
@@ -197,6 +210,9 @@ pub struct Rib {
     lagging: Vec<PeerId>,
     /// Lag limit in log entries; 0 means [`MIN_LAG_LIMIT`] or twice the table, whichever is more.
     lag_limit: usize,
+    /// Routes refused by the import policy, kept with their reason (Adj-RIB-In, RFC 7947
+    /// section 2.3.1: refused routes are never exported).
+    rejected: HashMap<(PeerId, Prefix), (Arc<Attributes>, Reason), FxBuildHasher>,
 }
 
 impl Rib {
@@ -235,6 +251,7 @@ impl Rib {
             info,
             member,
             received: [0; 2],
+            filtered: [0; 2],
             cursor: self.log.end(),
             walk: Vec::new(),
         });
@@ -258,15 +275,24 @@ impl Rib {
         for prefix in prefixes {
             self.change(prefix, peer, None);
         }
+        self.rejected.retain(|(from, _), _| *from != peer);
         if let Some(slot) = self.peers.get_mut(peer.index()) {
             *slot = None;
         }
         self.trim();
     }
 
-    /// Applies an UPDATE received from `peer`. Prefixes of families not negotiated with the
-    /// peer are ignored (RFC 4760 section 6); returns how many were ignored.
-    pub fn update(&mut self, peer: PeerId, update: Update) -> usize {
+    /// Applies an UPDATE received from `peer`, judging each announced route with `import`
+    /// (the import policy). Accepted routes become candidates for export; refused ones are kept
+    /// with their reason and replace any earlier accepted path of the same prefix. Prefixes of
+    /// families not negotiated with the peer are ignored (RFC 4760 section 6); returns how many
+    /// were ignored.
+    pub fn update(
+        &mut self,
+        peer: PeerId,
+        update: Update,
+        import: &dyn Fn(&Prefix, &Attributes) -> Verdict,
+    ) -> usize {
         let Some(state) = self.peer(peer) else {
             return 0;
         };
@@ -275,6 +301,7 @@ impl Rib {
         for prefix in update.withdrawn {
             if families.contains(&Family::of(&prefix)) {
                 self.change(prefix, peer, None);
+                self.unreject(peer, prefix);
             } else {
                 ignored += 1;
             }
@@ -282,16 +309,126 @@ impl Rib {
         for announcement in update.announcements {
             let attributes = self.interner.intern(announcement.attributes);
             for prefix in announcement.prefixes {
-                if families.contains(&Family::of(&prefix)) {
-                    self.change(prefix, peer, Some(Arc::clone(&attributes)));
-                } else {
+                if !families.contains(&Family::of(&prefix)) {
                     ignored += 1;
+                    continue;
+                }
+                match import(&prefix, &attributes) {
+                    Verdict::Accept => {
+                        self.unreject(peer, prefix);
+                        self.change(prefix, peer, Some(Arc::clone(&attributes)));
+                    }
+                    Verdict::Reject(reason) => {
+                        self.change(prefix, peer, None);
+                        self.reject(peer, prefix, Arc::clone(&attributes), reason);
+                    }
                 }
             }
             self.interner.release(attributes);
         }
         self.check_lag();
         ignored
+    }
+
+    /// Judges every stored route of `peer` again with `import` (a policy reload): routes that
+    /// became acceptable are announced, routes that became unacceptable are withdrawn.
+    pub fn reevaluate(&mut self, peer: PeerId, import: &dyn Fn(&Prefix, &Attributes) -> Verdict) {
+        let mut routes: Vec<(Prefix, Arc<Attributes>)> = self
+            .table
+            .iter()
+            .filter_map(|(prefix, paths)| {
+                paths
+                    .iter()
+                    .find(|path| path.peer == peer)
+                    .map(|path| (*prefix, Arc::clone(&path.attributes)))
+            })
+            .collect();
+        routes.extend(
+            self.rejected
+                .iter()
+                .filter(|((from, _), _)| *from == peer)
+                .map(|((_, prefix), (attributes, _))| (*prefix, Arc::clone(attributes))),
+        );
+        for (prefix, attributes) in routes {
+            match import(&prefix, &attributes) {
+                Verdict::Accept => {
+                    self.unreject(peer, prefix);
+                    let unchanged = self.table.get(&prefix).is_some_and(|paths| {
+                        paths.iter().any(|path| {
+                            path.peer == peer && Arc::ptr_eq(&path.attributes, &attributes)
+                        })
+                    });
+                    if !unchanged {
+                        self.change(prefix, peer, Some(attributes));
+                    }
+                }
+                Verdict::Reject(reason) => {
+                    self.change(prefix, peer, None);
+                    self.reject(peer, prefix, attributes, reason);
+                }
+            }
+        }
+        self.check_lag();
+    }
+
+    fn reject(
+        &mut self,
+        peer: PeerId,
+        prefix: Prefix,
+        attributes: Arc<Attributes>,
+        reason: Reason,
+    ) {
+        let family = family_index(Family::of(&prefix));
+        if self
+            .rejected
+            .insert((peer, prefix), (attributes, reason))
+            .is_none()
+            && let Some(state) = self.peer_mut(peer)
+        {
+            state.filtered[family] += 1;
+        }
+    }
+
+    fn unreject(&mut self, peer: PeerId, prefix: Prefix) {
+        let family = family_index(Family::of(&prefix));
+        if let Some((attributes, _)) = self.rejected.remove(&(peer, prefix)) {
+            self.interner.release(attributes);
+            if let Some(state) = self.peer_mut(peer) {
+                state.filtered[family] = state.filtered[family].saturating_sub(1);
+            }
+        }
+    }
+
+    /// Routes from `peer` refused by the import policy, sorted by prefix.
+    pub fn filtered_from(&self, peer: PeerId) -> Vec<RouteView> {
+        let mut routes: Vec<RouteView> = self
+            .rejected
+            .iter()
+            .filter(|((from, _), _)| *from == peer)
+            .map(|((_, prefix), (attributes, reason))| RouteView {
+                prefix: *prefix,
+                peer,
+                attributes: Arc::clone(attributes),
+                best: false,
+                filtered: Some(reason.clone()),
+            })
+            .collect();
+        routes.sort_by_key(|route| route.prefix);
+        routes
+    }
+
+    /// Refused routes per member-level reason label, for metrics: (peer, label, count).
+    pub fn filtered_by_reason(&self) -> Vec<(PeerId, &'static str, usize)> {
+        let mut counts: HashMap<(PeerId, &'static str), usize, FxBuildHasher> = HashMap::default();
+        for ((peer, _), (_, reason)) in &self.rejected {
+            *counts.entry((*peer, reason.label())).or_default() += 1;
+        }
+        let mut list: Vec<(PeerId, &'static str, usize)> = counts
+            .into_iter()
+            .map(|((peer, label), count)| (peer, label, count))
+            .collect();
+        list.sort_unstable();
+        list
     }
 
     /// Schedules every prefix of `family` the client may receive to be sent again (route
@@ -399,7 +536,9 @@ impl Rib {
             0
         };
         FamilyCounts {
-            received: state.received[index],
+            received: state.received[index] + state.filtered[index],
+            accepted: state.received[index],
+            filtered: state.filtered[index],
             advertised,
         }
     }
@@ -411,6 +550,7 @@ impl Rib {
             paths: self.paths,
             attribute_sets: self.interner.len(),
             pending_changes: self.log.len(),
+            filtered: self.rejected.len(),
         }
     }
 
@@ -434,6 +574,7 @@ impl Rib {
                         peer,
                         attributes: Arc::clone(&paths[index].attributes),
                         best: index == 0,
+                        filtered: None,
                     })
             })
             .collect();
@@ -454,6 +595,7 @@ impl Rib {
                         peer: path.peer,
                         attributes: Arc::clone(&path.attributes),
                         best: index == 0,
+                        filtered: None,
                     })
                     .collect()
             })

@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use vixp_bgp::{Announcement, AsPath, Origin, Segment, SegmentKind};
 
 use super::*;
+use crate::policy::Verdict;
 
 const ALPHA: PeerId = PeerId(1);
 const BRAVO: PeerId = PeerId(2);
@@ -59,6 +60,11 @@ fn withdraw(prefixes: &[&str]) -> Update {
     }
 }
 
+/// Applies an update with every route accepted.
+fn rib_update(rib: &mut Rib, peer: PeerId, update: Update) -> usize {
+    rib.update(peer, update, &|_, _| Verdict::Accept)
+}
+
 /// Drains everything pending for `peer`.
 fn drain(rib: &mut Rib, peer: PeerId) -> Export {
     let mut all = Export::default();
@@ -89,7 +95,8 @@ fn three_members() -> Rib {
 #[test]
 fn a_route_reaches_every_other_member_unchanged_and_never_its_originator() {
     let mut rib = three_members();
-    rib.update(
+    rib_update(
+        &mut rib,
         ALPHA,
         announce(
             attributes(&[64511, 65000], 11, Some(42)),
@@ -112,11 +119,13 @@ fn a_route_reaches_every_other_member_unchanged_and_never_its_originator() {
 #[test]
 fn the_originator_of_the_best_route_gets_the_second_best() {
     let mut rib = three_members();
-    rib.update(
+    rib_update(
+        &mut rib,
         BRAVO,
         announce(attributes(&[64502], 12, None), &["198.18.200.0/24"]),
     );
-    rib.update(
+    rib_update(
+        &mut rib,
         CHARLIE,
         announce(attributes(&[64503, 64999], 13, None), &["198.18.200.0/24"]),
     );
@@ -142,11 +151,13 @@ fn the_originator_of_the_best_route_gets_the_second_best() {
 #[test]
 fn a_withdrawal_falls_back_to_the_next_path_or_withdraws() {
     let mut rib = three_members();
-    rib.update(
+    rib_update(
+        &mut rib,
         BRAVO,
         announce(attributes(&[64502], 12, None), &["198.18.200.0/24"]),
     );
-    rib.update(
+    rib_update(
+        &mut rib,
         CHARLIE,
         announce(attributes(&[64503, 1], 13, None), &["198.18.200.0/24"]),
     );
@@ -154,7 +165,7 @@ fn a_withdrawal_falls_back_to_the_next_path_or_withdraws() {
     drain(&mut rib, BRAVO);
     drain(&mut rib, CHARLIE);
 
-    rib.update(BRAVO, withdraw(&["198.18.200.0/24"]));
+    rib_update(&mut rib, BRAVO, withdraw(&["198.18.200.0/24"]));
     let to_alpha = drain(&mut rib, ALPHA);
     assert_eq!(
         announced_next_hops(&to_alpha, "198.18.200.0/24"),
@@ -167,7 +178,7 @@ fn a_withdrawal_falls_back_to_the_next_path_or_withdraws() {
         "bravo already had charlie's path: its choice did not change"
     );
 
-    rib.update(CHARLIE, withdraw(&["198.18.200.0/24"]));
+    rib_update(&mut rib, CHARLIE, withdraw(&["198.18.200.0/24"]));
     assert_eq!(
         drain(&mut rib, ALPHA).withdraw,
         vec![prefix("198.18.200.0/24")]
@@ -186,7 +197,8 @@ fn a_withdrawal_falls_back_to_the_next_path_or_withdraws() {
 #[test]
 fn a_session_that_drops_withdraws_all_its_routes_from_the_others() {
     let mut rib = three_members();
-    rib.update(
+    rib_update(
+        &mut rib,
         ALPHA,
         announce(
             attributes(&[64511], 11, None),
@@ -208,7 +220,8 @@ fn a_session_that_drops_withdraws_all_its_routes_from_the_others() {
 fn a_new_client_gets_the_full_table_and_refresh_sends_it_again() {
     let mut rib = Rib::new();
     rib.peer_up(ALPHA, info(0, 11));
-    rib.update(
+    rib_update(
+        &mut rib,
         ALPHA,
         announce(
             attributes(&[64511], 11, None),
@@ -230,7 +243,11 @@ fn routes_with_identical_attributes_are_grouped_for_packing() {
         .map(|i| format!("198.18.{}.0/24", 128 + i))
         .collect();
     let refs: Vec<&str> = prefixes.iter().map(String::as_str).collect();
-    rib.update(ALPHA, announce(attributes(&[64511], 11, None), &refs));
+    rib_update(
+        &mut rib,
+        ALPHA,
+        announce(attributes(&[64511], 11, None), &refs),
+    );
     let export = rib.take_export(BRAVO, 1000).expect("pending");
     assert_eq!(export.announce.len(), 1);
     assert_eq!(export.announce[0].1.len(), 50);
@@ -246,7 +263,7 @@ fn a_member_with_two_sessions_never_gets_its_own_routes_back() {
     rib.peer_up(ALPHA_V6, v6);
     let mut own = attributes(&[64511], 11, None);
     own.next_hop = "fd00:198:18::11".parse().expect("address");
-    rib.update(ALPHA_V6, announce(own, &["fd00:1:11::/48"]));
+    rib_update(&mut rib, ALPHA_V6, announce(own, &["fd00:1:11::/48"]));
     assert!(
         drain(&mut rib, ALPHA).is_empty(),
         "v4 session of the same member"
@@ -260,7 +277,8 @@ fn a_member_with_two_sessions_never_gets_its_own_routes_back() {
 #[test]
 fn prefixes_of_a_family_not_negotiated_are_ignored() {
     let mut rib = three_members();
-    let ignored = rib.update(
+    let ignored = rib_update(
+        &mut rib,
         ALPHA,
         announce(attributes(&[64511], 11, None), &["fd00:1::/48"]),
     );
@@ -271,7 +289,8 @@ fn prefixes_of_a_family_not_negotiated_are_ignored() {
 #[test]
 fn longest_match_finds_the_most_specific_prefix() {
     let mut rib = three_members();
-    rib.update(
+    rib_update(
+        &mut rib,
         ALPHA,
         announce(
             attributes(&[64511], 11, None),
@@ -291,12 +310,14 @@ fn longest_match_finds_the_most_specific_prefix() {
 #[test]
 fn a_changed_announcement_replaces_the_old_path() {
     let mut rib = three_members();
-    rib.update(
+    rib_update(
+        &mut rib,
         ALPHA,
         announce(attributes(&[64511], 11, Some(1)), &["198.18.128.0/24"]),
     );
     drain(&mut rib, BRAVO);
-    rib.update(
+    rib_update(
+        &mut rib,
         ALPHA,
         announce(attributes(&[64511], 11, Some(2)), &["198.18.128.0/24"]),
     );
@@ -310,7 +331,8 @@ fn a_changed_announcement_replaces_the_old_path() {
 #[test]
 fn the_change_log_is_trimmed_once_every_client_has_read_it() {
     let mut rib = three_members();
-    rib.update(
+    rib_update(
+        &mut rib,
         ALPHA,
         announce(attributes(&[64511], 11, None), &["198.18.128.0/24"]),
     );
@@ -334,7 +356,8 @@ fn a_client_that_stops_reading_is_reported_and_does_not_pin_the_log() {
     rib.peer_up(CHARLIE, info(2, 13));
     for third in 0..10u8 {
         let text = format!("198.18.{}.0/24", 128 + third);
-        rib.update(
+        rib_update(
+            &mut rib,
             ALPHA,
             announce(attributes(&[64511], 11, None), &[text.as_str()]),
         );
@@ -344,4 +367,79 @@ fn a_client_that_stops_reading_is_reported_and_does_not_pin_the_log() {
     assert_eq!(rib.take_lagging(), vec![CHARLIE]);
     assert!(rib.totals().pending_changes <= 4);
     assert_eq!(drain(&mut rib, BRAVO).prefix_count(), 0, "bravo kept up");
+}
+
+fn refuse_med_99(_: &Prefix, attributes: &Attributes) -> Verdict {
+    if attributes.med == Some(99) {
+        Verdict::Reject(crate::policy::Reason::AsPathEmpty)
+    } else {
+        Verdict::Accept
+    }
+}
+
+#[test]
+fn a_refused_route_is_kept_counted_and_never_exported() {
+    let mut rib = three_members();
+    rib.update(
+        ALPHA,
+        announce(attributes(&[64511], 11, Some(99)), &["198.18.128.0/24"]),
+        &refuse_med_99,
+    );
+    assert!(drain(&mut rib, BRAVO).is_empty());
+    let counts = rib.counts(ALPHA, Family::Ipv4);
+    assert_eq!(
+        (counts.received, counts.accepted, counts.filtered),
+        (1, 0, 1)
+    );
+    let filtered = rib.filtered_from(ALPHA);
+    assert_eq!(filtered.len(), 1);
+    assert_eq!(
+        filtered[0].filtered,
+        Some(crate::policy::Reason::AsPathEmpty)
+    );
+    assert_eq!(rib.filtered_by_reason(), vec![(ALPHA, "as_path_empty", 1)]);
+
+    // Accepted later: exported, and no longer counted as filtered.
+    rib.update(
+        ALPHA,
+        announce(attributes(&[64511], 11, Some(1)), &["198.18.128.0/24"]),
+        &refuse_med_99,
+    );
+    assert_eq!(drain(&mut rib, BRAVO).prefix_count(), 1);
+    assert!(rib.filtered_from(ALPHA).is_empty());
+    // Refused again: withdrawn from the others.
+    rib.update(
+        ALPHA,
+        announce(attributes(&[64511], 11, Some(99)), &["198.18.128.0/24"]),
+        &refuse_med_99,
+    );
+    assert_eq!(
+        drain(&mut rib, BRAVO).withdraw,
+        vec![prefix("198.18.128.0/24")]
+    );
+    rib.peer_down(ALPHA);
+    assert_eq!(
+        rib.totals().filtered,
+        0,
+        "a session going down drops its refused routes"
+    );
+}
+
+#[test]
+fn reevaluation_applies_a_new_policy_to_stored_routes() {
+    let mut rib = three_members();
+    rib.update(
+        ALPHA,
+        announce(attributes(&[64511], 11, Some(99)), &["198.18.128.0/24"]),
+        &|_, _| Verdict::Accept,
+    );
+    assert_eq!(drain(&mut rib, BRAVO).prefix_count(), 1);
+    rib.reevaluate(ALPHA, &refuse_med_99);
+    assert_eq!(
+        drain(&mut rib, BRAVO).withdraw,
+        vec![prefix("198.18.128.0/24")]
+    );
+    rib.reevaluate(ALPHA, &|_, _| Verdict::Accept);
+    assert_eq!(drain(&mut rib, BRAVO).announce.len(), 1);
+    assert_eq!(rib.counts(ALPHA, Family::Ipv4).filtered, 0);
 }
