@@ -47,11 +47,18 @@ pub enum PhaseOutcome {
     Finished {
         /// Seconds from the first UPDATE written to the last receiver reaching its target.
         seconds: f64,
+        /// Seconds until every sender's stream was in its socket buffer, if seen before the
+        /// end: a large value means the route server read its input slowly.
+        #[serde(default)]
+        sent_seconds: Option<f64>,
     },
     /// The phase timed out (did not finish).
     TimedOut {
         /// The timeout, seconds.
         seconds: f64,
+        /// Seconds until every sender's stream was in its socket buffer, if it ever was.
+        #[serde(default)]
+        sent_seconds: Option<f64>,
         /// Sum over receivers of prefixes held when the time was up.
         held: u64,
         /// Sum over receivers of prefixes they had to hold (announce) or zero (withdraw).

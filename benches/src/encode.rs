@@ -50,6 +50,18 @@ pub fn keepalive_message() -> [u8; HEADER_LENGTH] {
     message
 }
 
+/// NOTIFICATION Cease / Administrative Shutdown (RFC 4271 section 4.5, RFC 4486 section 3),
+/// sent when the benchmark closes its sessions.
+pub fn cease_message() -> [u8; HEADER_LENGTH + 2] {
+    let mut message = [0xff; HEADER_LENGTH + 2];
+    message[16] = 0;
+    message[17] = (HEADER_LENGTH + 2) as u8;
+    message[18] = 3;
+    message[19] = 6;
+    message[20] = 2;
+    message
+}
+
 /// Octets one prefix takes in an NLRI or withdrawn-routes field (RFC 4271 section 4.3).
 pub fn nlri_length(prefix: &Ipv4Prefix) -> usize {
     1 + usize::from(prefix.len).div_ceil(8)
@@ -162,6 +174,17 @@ mod tests {
         let parsed = updates[1].parse(true, false, &[]).expect("parses");
         assert_eq!(parsed.announced.len(), 100);
         assert_eq!(parsed.attributes, attribute_set(&sender, 1));
+    }
+
+    #[test]
+    fn cease_is_an_administrative_shutdown_notification() {
+        let mut bytes = Bytes::copy_from_slice(&cease_message());
+        match decode_message(&mut bytes, MAX_MESSAGE_LEN) {
+            Ok(Message::Notification(notification)) => {
+                assert_eq!((notification.code.as_u8(), notification.subcode), (6, 2));
+            }
+            other => panic!("not a NOTIFICATION: {other:?}"),
+        }
     }
 
     #[test]

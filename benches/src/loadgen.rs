@@ -6,7 +6,9 @@
 //! ```text
 //!  stdin --Command--> coordinator --WriterCommand--> writer task (one per session)
 //!                         ^                              | TCP write half: UPDATEs, KEEPALIVEs
-//!                         |                              v
+//!                         |                              | SessionEvent::Sent
+//!                         +--SessionEvent---------------+
+//!                         |
 //!                         +--SessionEvent-- reader task (one per session), TCP read half,
 //!                                           updates the session's Holdings
 //! ```
@@ -29,20 +31,26 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior, sleep, timeout_at};
 
 use crate::control::{Command, LoadSpec, PhaseOutcome, Report};
-use crate::encode::{HEADER_LENGTH, announcements, keepalive_message, open_message, withdrawals};
+use crate::encode::{
+    HEADER_LENGTH, announcements, cease_message, keepalive_message, open_message, withdrawals,
+};
 use crate::scenario::{Peer, generate_prefixes};
 use crate::sink::{Holdings, KEEPALIVE, NOTIFICATION, PrefixIndex, UPDATE, next_message};
 
 /// Pause between connection attempts while the route server is still starting.
 const CONNECT_RETRY: Duration = Duration::from_millis(250);
+/// How long closing may wait for the sessions to end after the Cease NOTIFICATIONs.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// Read buffer size per session.
 const READ_BUFFER: usize = 256 * 1024;
 
 /// What a writer task is told to send.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum WriterCommand {
     Announce,
     Withdraw,
+    /// Send a Cease NOTIFICATION and close the connection.
+    Cease,
 }
 
 /// What a reader task tells the coordinator.
@@ -54,6 +62,8 @@ enum SessionEvent {
     Empty(usize),
     /// The session ended.
     Down { peer: usize, reason: String },
+    /// A sender's stream for this phase is all in its kernel socket buffer.
+    Sent { peer: usize, phase: WriterCommand },
 }
 
 /// One established session as the coordinator sees it.
@@ -83,6 +93,11 @@ pub async fn run() -> anyhow::Result<()> {
         )
         .await?;
     }
+    // Let the Cease NOTIFICATIONs go out and the route server close its side.
+    let _ = tokio::time::timeout(CLOSE_WAIT, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
     tasks.abort_all();
     Ok(())
 }
@@ -162,9 +177,10 @@ async fn play(
         tasks.spawn(write_loop(
             write,
             writer_commands,
-            announce,
-            withdraw,
+            (announce, withdraw),
             hold_time,
+            events.clone(),
+            peer.index,
         ));
         tasks.spawn(read_loop(
             read,
@@ -219,7 +235,12 @@ async fn play(
                 report(output, &Report::Withdrawn { outcome }).await?;
             }
             Command::Withdraw => bail!("withdraw before announce"),
-            Command::Close => return Ok(()),
+            Command::Close => {
+                for session in &sessions {
+                    let _ = session.writer.send(WriterCommand::Cease).await;
+                }
+                return Ok(());
+            }
         }
     }
 }
@@ -266,6 +287,8 @@ async fn phase(
         .map(|session| lock(&session.holdings).expected > 0)
         .collect();
     let mut remaining = waiting.iter().filter(|waiting| **waiting).count();
+    let mut sent = vec![false; senders];
+    let mut sent_seconds = None;
     let started = Instant::now();
     let deadline = started + timeout;
     for session in sessions {
@@ -287,7 +310,7 @@ async fn phase(
                         .iter()
                         .map(|session| lock(&session.holdings).expected as u64)
                         .sum(),
-                    WriterCommand::Withdraw => 0,
+                    WriterCommand::Withdraw | WriterCommand::Cease => 0,
                 };
                 let held = sessions
                     .iter()
@@ -295,6 +318,7 @@ async fn phase(
                     .sum();
                 return Ok(PhaseOutcome::TimedOut {
                     seconds: timeout.as_secs_f64(),
+                    sent_seconds,
                     held,
                     target,
                 });
@@ -303,6 +327,15 @@ async fn phase(
         let reached = match (event, command) {
             (SessionEvent::Full(peer), WriterCommand::Announce)
             | (SessionEvent::Empty(peer), WriterCommand::Withdraw) => peer,
+            (SessionEvent::Sent { peer, phase }, command) if phase == command => {
+                if let Some(slot) = sent.get_mut(peer)
+                    && !std::mem::replace(slot, true)
+                    && sent.iter().all(|sent| *sent)
+                {
+                    sent_seconds = Some(started.elapsed().as_secs_f64());
+                }
+                continue;
+            }
             (SessionEvent::Down { peer, reason }, _) => {
                 bail!(
                     "session of {} went down: {reason}",
@@ -319,6 +352,7 @@ async fn phase(
     }
     Ok(PhaseOutcome::Finished {
         seconds: started.elapsed().as_secs_f64(),
+        sent_seconds,
     })
 }
 
@@ -413,9 +447,10 @@ async fn next_whole(stream: &mut TcpStream, buffer: &mut BytesMut) -> anyhow::Re
 async fn write_loop(
     mut write: OwnedWriteHalf,
     mut commands: mpsc::Receiver<WriterCommand>,
-    announce: Arc<Vec<u8>>,
-    withdraw: Arc<Vec<u8>>,
+    (announce, withdraw): (Arc<Vec<u8>>, Arc<Vec<u8>>),
     hold_time: u16,
+    events: mpsc::UnboundedSender<SessionEvent>,
+    peer: usize,
 ) {
     let interval = if hold_time == 0 {
         Duration::from_secs(3600)
@@ -427,11 +462,23 @@ async fn write_loop(
     let keepalive = keepalive_message();
     loop {
         let result = tokio::select! {
-            command = commands.recv() => match command {
-                Some(WriterCommand::Announce) => write.write_all(&announce).await,
-                Some(WriterCommand::Withdraw) => write.write_all(&withdraw).await,
-                None => return,
-            },
+            command = commands.recv() => {
+                let Some(phase) = command else { return };
+                let stream = match phase {
+                    WriterCommand::Announce => &announce,
+                    WriterCommand::Withdraw => &withdraw,
+                    WriterCommand::Cease => {
+                        let _ = write.write_all(&cease_message()).await;
+                        let _ = write.shutdown().await;
+                        return;
+                    }
+                };
+                let result = write.write_all(stream).await;
+                if result.is_ok() {
+                    let _ = events.send(SessionEvent::Sent { peer, phase });
+                }
+                result
+            }
             _ = keepalives.tick() => write.write_all(&keepalive).await,
         };
         if result.is_err() {

@@ -93,7 +93,7 @@ pub struct Row {
 
 fn phase_seconds(outcome: Option<&PhaseOutcome>) -> Result<f64, Summary> {
     match outcome {
-        Some(PhaseOutcome::Finished { seconds }) => Ok(*seconds),
+        Some(PhaseOutcome::Finished { seconds, .. }) => Ok(*seconds),
         Some(PhaseOutcome::TimedOut { .. }) => Err(Summary::DidNotFinish),
         None => Err(Summary::Missing),
     }
@@ -136,6 +136,7 @@ pub fn row(scenario: &str, daemon: DaemonKind, records: &[RunRecord]) -> Row {
             seconds,
             held,
             target,
+            ..
         } = figure.converge
         {
             notes.push(format!(
@@ -257,8 +258,12 @@ mod tests {
     fn figures(converge: PhaseOutcome, peak_rss_kib: u64) -> RunOutcome {
         RunOutcome::Completed(Box::new(Figures {
             connect_seconds: 0.1,
-            withdraw: matches!(converge, PhaseOutcome::Finished { .. })
-                .then_some(PhaseOutcome::Finished { seconds: 1.0 }),
+            withdraw: matches!(converge, PhaseOutcome::Finished { .. }).then_some(
+                PhaseOutcome::Finished {
+                    seconds: 1.0,
+                    sent_seconds: None,
+                },
+            ),
             converge,
             rss_idle_kib: 1000,
             rss_converged_kib: 2000,
@@ -299,17 +304,35 @@ mod tests {
             record(
                 DaemonKind::Bird,
                 1,
-                figures(PhaseOutcome::Finished { seconds: 2.0 }, 10240),
+                figures(
+                    PhaseOutcome::Finished {
+                        seconds: 2.0,
+                        sent_seconds: None,
+                    },
+                    10240,
+                ),
             ),
             record(
                 DaemonKind::Bird,
                 2,
-                figures(PhaseOutcome::Finished { seconds: 4.0 }, 10240),
+                figures(
+                    PhaseOutcome::Finished {
+                        seconds: 4.0,
+                        sent_seconds: None,
+                    },
+                    10240,
+                ),
             ),
             record(
                 DaemonKind::RouteServer,
                 1,
-                figures(PhaseOutcome::Finished { seconds: 1.0 }, 20480),
+                figures(
+                    PhaseOutcome::Finished {
+                        seconds: 1.0,
+                        sent_seconds: None,
+                    },
+                    20480,
+                ),
             ),
             record(
                 DaemonKind::Gobgp,
@@ -317,6 +340,7 @@ mod tests {
                 figures(
                     PhaseOutcome::TimedOut {
                         seconds: 120.0,
+                        sent_seconds: None,
                         held: 5,
                         target: 10,
                     },

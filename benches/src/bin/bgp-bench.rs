@@ -22,8 +22,8 @@ use vixp_benches::{loadgen, procstat};
 #[derive(Debug, Parser)]
 #[command(version, args_conflicts_with_subcommands = true)]
 struct Cli {
-    /// Scenarios to run, comma separated.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "small")]
+    /// Scenarios to run, comma separated [default: small, unless a custom scenario is given].
+    #[arg(long, value_enum, value_delimiter = ',')]
     scenario: Vec<ScenarioChoice>,
     /// Daemons to compare, comma separated: route-server, bird, gobgp.
     #[arg(long, value_delimiter = ',', default_value = "bird,gobgp,route-server")]
@@ -34,7 +34,7 @@ struct Cli {
     /// Seconds each phase (announce, withdraw) may take before it counts as did-not-finish.
     #[arg(long, default_value_t = 120)]
     timeout: u64,
-    /// Also run a custom scenario with this many peers (needs --senders and --prefixes).
+    /// Run a custom scenario with this many peers (needs --senders and --prefixes).
     #[arg(long, requires_all = ["senders", "prefixes"])]
     peers: Option<usize>,
     /// Senders of the custom scenario.
@@ -80,7 +80,13 @@ enum ScenarioChoice {
 
 fn scenarios(cli: &Cli) -> anyhow::Result<Vec<Scenario>> {
     let mut chosen = Vec::new();
-    for choice in &cli.scenario {
+    let default = [ScenarioChoice::Small];
+    let choices = if cli.scenario.is_empty() && cli.peers.is_none() {
+        &default[..]
+    } else {
+        &cli.scenario[..]
+    };
+    for choice in choices {
         let add: Vec<Scenario> = match choice {
             ScenarioChoice::Small => vec![Scenario::small()],
             ScenarioChoice::Medium => vec![Scenario::medium()],
