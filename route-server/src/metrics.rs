@@ -39,6 +39,13 @@ pub struct FilteredLabels {
     pub reason: String,
 }
 
+/// Labels of the fabric reload counter.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ReloadLabels {
+    /// `applied`, `invalid` (the file has errors) or `needs_restart` (membership changed).
+    pub result: String,
+}
+
 /// Labels of a NOTIFICATION counter.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct NotificationLabels {
@@ -94,6 +101,10 @@ pub struct Metrics {
     pub attributes_discarded: Family<SessionLabels, Counter>,
     /// TCP connections refused.
     pub connections_refused: Family<RefusedLabels, Counter>,
+    /// Fabric file reloads (SIGHUP) by result.
+    pub fabric_reloads: Family<ReloadLabels, Counter>,
+    /// 1 when the last reload was applied (or none happened), 0 when it was refused.
+    pub fabric_reload_success: Gauge,
     /// Distinct prefixes in the RIB.
     pub rib_prefixes: Gauge,
     /// Paths in the RIB.
@@ -130,6 +141,8 @@ impl Metrics {
             updates_treated_as_withdraw: Family::default(),
             attributes_discarded: Family::default(),
             connections_refused: Family::default(),
+            fabric_reloads: Family::default(),
+            fabric_reload_success: Gauge::default(),
             rib_prefixes: Gauge::default(),
             rib_paths: Gauge::default(),
             rib_attribute_sets: Gauge::default(),
@@ -215,6 +228,16 @@ impl Metrics {
             metrics.connections_refused.clone(),
         );
         registry.register(
+            "fabric_reloads",
+            "Fabric file reloads on SIGHUP, by result (applied, invalid, needs_restart)",
+            metrics.fabric_reloads.clone(),
+        );
+        registry.register(
+            "fabric_reload_success",
+            "Whether the last fabric reload was applied (1) or refused (0); 1 before any reload",
+            metrics.fabric_reload_success.clone(),
+        );
+        registry.register(
             "rib_prefixes",
             "Distinct prefixes in the RIB",
             metrics.rib_prefixes.clone(),
@@ -229,6 +252,12 @@ impl Metrics {
             registry,
             ..metrics
         }
+        .with_initial_values()
+    }
+
+    fn with_initial_values(self) -> Metrics {
+        self.fabric_reload_success.set(1);
+        self
     }
 
     /// The metrics in the Prometheus text exposition format (version 0.0.4), which every

@@ -32,6 +32,7 @@ static NEXT_SUBNET: AtomicU32 = AtomicU32::new(0);
 struct Fixture {
     subnet: u8,
     dir: TempDir,
+    fabric: String,
     route_server: Option<Daemon>,
     // Dropped last: deleting the namespace removes the veth pair too.
     _netns: Netns,
@@ -133,12 +134,24 @@ members:
         .expect("route server starts");
         let fixture = Fixture {
             subnet,
+            fabric,
             dir,
             route_server: Some(route_server),
             _netns: netns,
         };
         fixture.wait_for_http();
         fixture
+    }
+
+    /// Rewrites the fabric file and sends the route server SIGHUP.
+    fn reload(&self, fabric: &str) {
+        self.dir.write("fabric.yaml", fabric).expect("fabric file");
+        let pid = self
+            .route_server
+            .as_ref()
+            .and_then(Daemon::pid)
+            .expect("route server pid");
+        run("kill", &["-HUP", &pid.to_string()]);
     }
 
     fn address(&self, host: u8) -> Ipv4Addr {
@@ -772,6 +785,65 @@ async fn a_filtered_route_is_kept_with_its_reason_and_never_exported() {
         })
         .await;
     assert!(exported, "a corrected route is accepted and exported");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_policy_reload_applies_to_stored_routes_without_resetting_sessions() {
+    let fixture = Fixture::new("rs-daemon-reload");
+    let (mut alpha, mut bravo) = alpha_announces_to_bravo(&fixture).await;
+    let original = fixture.fabric.clone();
+    // IPv4 prefixes up to /23 only: alpha's /24s become "prefix too long" (Euro-IX code 1).
+    let tightened = original.replace(
+        "reject_private_asns: false}",
+        "reject_private_asns: false, prefix_length: {ipv4: [8, 23], ipv6: [12, 48]}}",
+    );
+    assert_ne!(tightened, original);
+    fixture.reload(&tightened);
+    let withdrawn = bravo
+        .pump_until(Duration::from_secs(10), |peer| peer.routes.is_empty())
+        .await;
+    assert!(
+        withdrawn,
+        "routes refused by the new policy are withdrawn\n{}",
+        fixture.log()
+    );
+    let body = fixture
+        .http_get("/api/v1/neighbors/alpha.ipv4/routes/filtered")
+        .expect("filtered");
+    let value: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(value["routes"].as_array().map(Vec::len), Some(2), "{body}");
+    assert_eq!(
+        value["routes"][0]["filtered"]["label"], "prefix_too_long",
+        "{body}"
+    );
+    assert_eq!(
+        fixture.metric("route_server_fabric_reloads_total{result=\"applied\"}"),
+        Some(1.0)
+    );
+
+    // A broken file is refused; the running policy stays.
+    fixture.reload("version: 1\nexchange: [\n");
+    let wait = Instant::now() + Duration::from_secs(5);
+    while fixture.metric("route_server_fabric_reloads_total{result=\"invalid\"}") != Some(1.0) {
+        assert!(Instant::now() < wait, "the broken reload was not counted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        fixture.metric("route_server_fabric_reload_success"),
+        Some(0.0)
+    );
+
+    fixture.reload(&original);
+    let restored = bravo
+        .pump_until(Duration::from_secs(10), |peer| peer.routes.len() == 2)
+        .await;
+    assert!(restored, "routes come back under the original policy");
+    alpha.pump(Duration::from_millis(200)).await;
+    assert!(
+        alpha.established && bravo.established,
+        "no session was reset"
+    );
+    assert!(alpha.down.is_none() && bravo.down.is_none());
 }
 
 #[tokio::test(flavor = "current_thread")]

@@ -33,7 +33,7 @@ use vixp_fabric::{Fabric, RouteServer};
 use crate::metrics::Metrics;
 use crate::rib::PeerId;
 
-pub use rib_task::{RibQuery, RibReply};
+pub use rib_task::{RibEvent, RibQuery, RibReply};
 
 /// Static description of one neighbor session slot: a member over one transport family.
 #[derive(Debug, Clone)]
@@ -128,6 +128,58 @@ pub fn neighbors(fabric: &Fabric, route_server: &RouteServer) -> Vec<NeighborCon
     neighbors
 }
 
+/// Reads the fabric file again on SIGHUP. A file with errors, or one that changes the members
+/// or this route server (which need a restart), is refused and logged; the running policy stays.
+/// Returns the new fabric when its policy can be applied without touching any session.
+fn reload(current: &Fabric, route_server: &str, metrics: &Metrics) -> Option<Fabric> {
+    let outcome = |result: &str| {
+        metrics
+            .fabric_reloads
+            .get_or_create(&crate::metrics::ReloadLabels {
+                result: result.to_string(),
+            })
+            .inc();
+        metrics
+            .fabric_reload_success
+            .set(i64::from(result == "applied"));
+    };
+    let fresh = match Fabric::load(&current.source) {
+        Ok(fresh) => fresh,
+        Err(error) => {
+            tracing::error!("fabric reload refused, the running policy stays:\n{error}");
+            outcome("invalid");
+            return None;
+        }
+    };
+    let same_members = fresh.members.len() == current.members.len()
+        && fresh
+            .members
+            .iter()
+            .zip(&current.members)
+            .all(|(new, old)| {
+                new.name == old.name
+                    && new.asn == old.asn
+                    && new.ipv4 == old.ipv4
+                    && new.ipv6 == old.ipv6
+            });
+    let same_route_server = fresh
+        .route_server(Some(route_server))
+        .map(|rs| (rs.asn, rs.ipv4, rs.ipv6))
+        == current
+            .route_server(Some(route_server))
+            .map(|rs| (rs.asn, rs.ipv4, rs.ipv6));
+    if !same_members || !same_route_server {
+        tracing::error!(
+            "fabric reload refused: members or this route server changed; restart the route server to apply membership changes (the running policy stays)"
+        );
+        outcome("needs_restart");
+        return None;
+    }
+    info!(fabric = %fresh.source.display(), "fabric reloaded: applying the policy to every stored route");
+    outcome("applied");
+    Some(fresh)
+}
+
 /// Runs the route server until `shutdown` becomes true; then ends every session with a Cease
 /// NOTIFICATION (Administrative Shutdown) and returns.
 pub async fn run(
@@ -209,6 +261,7 @@ pub async fn run(
         );
         tasks.spawn(task.run());
     }
+    let rib_reload = rib_events.clone();
     drop(rib_events);
 
     let neighbor_addresses = neighbor_configs
@@ -237,10 +290,11 @@ pub async fn run(
     );
     let rib_handle = tokio::spawn(rib.run(rib_receiver, query_receiver));
 
+    let handles_fabric = Arc::clone(&fabric);
     let handles = Handles {
         status,
         queries: query_sender,
-        metrics,
+        metrics: Arc::clone(&metrics),
         fabric,
         route_server: route_server.name.clone(),
         started: SystemTime::now(),
@@ -250,9 +304,22 @@ pub async fn run(
         crate::http::serve(http_listener, handles, http_shutdown).await;
     });
 
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot listen for SIGHUP")?;
+    let mut current = Arc::clone(&handles_fabric);
     while !*shutdown.borrow() {
-        if shutdown.changed().await.is_err() {
-            break;
+        tokio::select! {
+            changed = shutdown.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+            }
+            _ = hangup.recv() => {
+                if let Some(fabric) = reload(&current, &route_server.name, &metrics) {
+                    current = Arc::new(fabric);
+                    let _ = rib_reload.send(RibEvent::Reload(Arc::clone(&current))).await;
+                }
+            }
         }
     }
     info!("shutting down: ending sessions");

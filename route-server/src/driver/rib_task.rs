@@ -57,6 +57,8 @@ pub enum RibEvent {
         /// Neighbor slot.
         peer: PeerId,
     },
+    /// A new fabric file with the same members: apply its policy to every stored route.
+    Reload(Arc<Fabric>),
 }
 
 /// An export batch for one session generation.
@@ -120,20 +122,7 @@ impl RibTask {
         metrics: Arc<Metrics>,
     ) -> RibTask {
         let generations = vec![None; neighbors.len()];
-        let policy_neighbors = neighbors
-            .iter()
-            .map(|neighbor| {
-                fabric.members.get(neighbor.member).map_or_else(
-                    || Neighbor {
-                        name: Arc::from(neighbor.name.as_str()),
-                        asn: vixp_fabric::Asn(neighbor.asn),
-                        addresses: vec![neighbor.address],
-                        same_asn_addresses: vec![neighbor.address],
-                    },
-                    |member| Neighbor::new(member, &fabric.members),
-                )
-            })
-            .collect();
+        let policy_neighbors = policy_neighbors(&fabric, &neighbors);
         RibTask {
             rib: Rib::new(),
             neighbors,
@@ -215,6 +204,32 @@ impl RibTask {
                     *slot = None;
                 }
                 self.rib.peer_down(peer);
+            }
+            RibEvent::Reload(fabric) => {
+                self.policy_neighbors = policy_neighbors(&fabric, &self.neighbors);
+                self.fabric = fabric;
+                for neighbor in &self.neighbors {
+                    let position = index(neighbor.id);
+                    let up = self.generations.get(position).copied().flatten().is_some();
+                    let Some(policy_neighbor) = self.policy_neighbors.get(position) else {
+                        continue;
+                    };
+                    if !up {
+                        continue;
+                    }
+                    let fabric = &self.fabric;
+                    let import = |prefix: &Prefix, attributes: &vixp_bgp::Attributes| {
+                        policy::import(
+                            prefix,
+                            attributes,
+                            policy_neighbor,
+                            &fabric.policy,
+                            &fabric.lan,
+                        )
+                    };
+                    self.rib.reevaluate(neighbor.id, &import);
+                }
+                self.update_gauges();
             }
         }
     }
@@ -320,6 +335,24 @@ impl RibTask {
                 .set(saturating_i64(counts.advertised));
         }
     }
+}
+
+/// The import policy's view of each neighbor slot's member.
+fn policy_neighbors(fabric: &Fabric, neighbors: &[NeighborConfig]) -> Vec<Neighbor> {
+    neighbors
+        .iter()
+        .map(|neighbor| {
+            fabric.members.get(neighbor.member).map_or_else(
+                || Neighbor {
+                    name: Arc::from(neighbor.name.as_str()),
+                    asn: vixp_fabric::Asn(neighbor.asn),
+                    addresses: vec![neighbor.address],
+                    same_asn_addresses: vec![neighbor.address],
+                },
+                |member| Neighbor::new(member, &fabric.members),
+            )
+        })
+        .collect()
 }
 
 fn index(peer: PeerId) -> usize {
