@@ -14,7 +14,7 @@ use std::time::Duration;
 use nix::sched::{CloneFlags, setns};
 
 use common::{
-    FabricNode, Namespace, TempDir, connect, fabric_text, keygen, require_root, start_node,
+    FabricNode, Namespace, TempDir, connect, fabric_text, keygen, require_root, start_node_with,
 };
 
 /// Bytes sent each way.
@@ -118,7 +118,17 @@ fn transfer(from: &Namespace, to: &Namespace, to_address: IpAddr) -> (usize, Opt
 }
 
 #[test]
-fn tcp_payloads_cross_the_fabric_unchanged_both_ways() {
+fn tcp_payloads_cross_the_fabric_unchanged_both_ways_with_offloads() {
+    payloads_cross_unchanged(true);
+}
+
+#[test]
+fn tcp_payloads_cross_the_fabric_unchanged_both_ways_without_offloads() {
+    payloads_cross_unchanged(false);
+}
+
+/// Both transfers between two fresh nodes with TAP offloads on or off.
+fn payloads_cross_unchanged(offload: bool) {
     require_root();
     let directory = TempDir::new();
     let node = |name, host| FabricNode {
@@ -137,8 +147,16 @@ fn tcp_payloads_cross_the_fabric_unchanged_both_ways() {
     let a = Namespace::new();
     let b = Namespace::new();
     connect(&a, &alpha.underlay(), &b, &bravo.underlay());
-    let alpha_node = start_node(&a, &directory, "alpha");
-    let bravo_node = start_node(&b, &directory, "bravo");
+    let extra = format!("offload: {offload}\n");
+    let alpha_node = start_node_with(&a, &directory, "alpha", &extra);
+    let bravo_node = start_node_with(&b, &directory, "bravo", &extra);
+    assert!(
+        alpha_node
+            .log_text()
+            .contains(&format!("offload={offload}")),
+        "{}",
+        alpha_node.log_text()
+    );
     assert!(
         a.succeeds("ping", &["-c", "1", "-W", "3", &bravo.ipv4()]),
         "no path:\n{}\n{}",

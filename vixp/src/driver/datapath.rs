@@ -147,11 +147,12 @@ pub struct DataPath {
 }
 
 impl DataPath {
-    /// Starts the outbound and inbound threads over `tap` (opened with a virtio-net header)
-    /// and `underlay`.
+    /// Starts the outbound and inbound threads over `tap` (opened with a virtio-net header
+    /// when `offload`) and `underlay`.
     pub fn start(
         core: SharedCore,
         tap: Arc<SyncDevice>,
+        offload: bool,
         underlay: Arc<Underlay>,
     ) -> io::Result<DataPath> {
         tap.set_nonblocking(true)?;
@@ -165,15 +166,16 @@ impl DataPath {
             );
             std::thread::Builder::new()
                 .name("vixp-outbound".to_owned())
-                .spawn(move || outbound(&core, &tap, &underlay, &stop))?
+                .spawn(move || outbound(&core, &tap, offload, &underlay, &stop))?
         };
         let inbound = {
             let (underlay, stop) = (Arc::clone(&underlay), Arc::clone(&stop));
             std::thread::Builder::new()
                 .name("vixp-inbound".to_owned())
-                .spawn(move || inbound(&core, &tap, &underlay, &stop))?
+                .spawn(move || inbound(&core, &tap, offload, &underlay, &stop))?
         };
         tracing::info!(
+            offload,
             gso_segments = underlay.max_segments(),
             gro_segments = underlay.gro_segments(),
             "data path started"
@@ -270,9 +272,15 @@ impl Train {
     }
 }
 
-/// TAP to UDP: reads frames (large segments with a virtio-net header), splits them, lets the
-/// core encrypt each and sends the datagrams in trains.
-fn outbound(core: &Mutex<Core>, tap: &SyncDevice, underlay: &Underlay, stop: &AtomicBool) {
+/// TAP to UDP: reads frames (with `offload`, large segments after a virtio-net header), splits
+/// them, lets the core encrypt each and sends the datagrams in trains.
+fn outbound(
+    core: &Mutex<Core>,
+    tap: &SyncDevice,
+    offload: bool,
+    underlay: &Underlay,
+    stop: &AtomicBool,
+) {
     let mut read = vec![0u8; VIRTIO_NET_HEADER + 65_536 + 64];
     let mut segment = vec![0u8; BUFFER_SIZE];
     let mut reply = vec![0u8; VIRTIO_NET_HEADER + BUFFER_SIZE];
@@ -293,14 +301,18 @@ fn outbound(core: &Mutex<Core>, tap: &SyncDevice, underlay: &Underlay, stop: &At
             let Some(bytes) = read.get_mut(..length) else {
                 continue;
             };
-            let header = match VirtioHeader::parse(bytes) {
-                Ok(header) => header,
-                Err(error) => {
-                    tracing::debug!(%error, "frame from the TAP device dropped");
-                    continue;
+            let (header, frame) = if offload {
+                match VirtioHeader::parse(bytes) {
+                    Ok(header) => (header, &mut bytes[VIRTIO_NET_HEADER..]),
+                    Err(error) => {
+                        tracing::debug!(%error, "frame from the TAP device dropped");
+                        continue;
+                    }
                 }
+            } else {
+                // No header: a plain frame, which `split` passes on as it is.
+                (VirtioHeader::default(), bytes)
             };
-            let frame = &mut bytes[VIRTIO_NET_HEADER..];
             let mut guard = lock(core);
             let mut answer = None;
             let split = split(&header, frame, &mut segment, |frame| {
@@ -327,7 +339,7 @@ fn outbound(core: &Mutex<Core>, tap: &SyncDevice, underlay: &Underlay, stop: &At
                 tracing::debug!(%error, "large segment from the TAP device dropped");
             }
             if let Some(length) = answer {
-                write_frame(tap, &mut reply, length);
+                write_frame(tap, offload, &mut reply, length);
             }
         }
         train.finish(underlay);
@@ -338,8 +350,15 @@ fn outbound(core: &Mutex<Core>, tap: &SyncDevice, underlay: &Underlay, stop: &At
 }
 
 /// UDP to TAP: receives datagrams in batches, lets the core decrypt each and writes the frames
-/// to the TAP device; handshake answers and packets held during a handshake go out at once.
-fn inbound(core: &Mutex<Core>, tap: &SyncDevice, underlay: &Underlay, stop: &AtomicBool) {
+/// to the TAP device (with `offload`, runs of a TCP flow coalesced); handshake answers and
+/// packets held during a handshake go out at once.
+fn inbound(
+    core: &Mutex<Core>,
+    tap: &SyncDevice,
+    offload: bool,
+    underlay: &Underlay,
+    stop: &AtomicBool,
+) {
     let mut buffers: Vec<Vec<u8>> = (0..RECEIVE_BATCH)
         .map(|_| vec![0u8; RECEIVE_BUFFER])
         .collect();
@@ -396,6 +415,10 @@ fn inbound(core: &Mutex<Core>, tap: &SyncDevice, underlay: &Underlay, stop: &Ato
                 else {
                     continue;
                 };
+                if !offload {
+                    write_frame(tap, offload, &mut frame, length);
+                    continue;
+                }
                 if coalescer.push(decrypted) {
                     continue;
                 }
@@ -404,7 +427,7 @@ fn inbound(core: &Mutex<Core>, tap: &SyncDevice, underlay: &Underlay, stop: &Ato
                     send_to_tap(tap, large);
                 }
                 if !coalescer.push(decrypted) {
-                    write_frame(tap, &mut frame, length);
+                    write_frame(tap, offload, &mut frame, length);
                 }
             }
         }
@@ -415,12 +438,18 @@ fn inbound(core: &Mutex<Core>, tap: &SyncDevice, underlay: &Underlay, stop: &Ato
 }
 
 /// Writes the `length`-byte frame that sits after the virtio-net header room of `buffer` to
-/// the TAP device, with a header that asks for nothing (checksums are complete).
-fn write_frame(tap: &SyncDevice, buffer: &mut [u8], length: usize) {
-    if VirtioHeader::default().write(buffer).is_none() {
-        return;
-    }
-    if let Some(bytes) = buffer.get(..VIRTIO_NET_HEADER + length) {
+/// the TAP device; with `offload` after a header that asks for nothing (checksums are
+/// complete).
+fn write_frame(tap: &SyncDevice, offload: bool, buffer: &mut [u8], length: usize) {
+    let start = if offload {
+        if VirtioHeader::default().write(buffer).is_none() {
+            return;
+        }
+        0
+    } else {
+        VIRTIO_NET_HEADER
+    };
+    if let Some(bytes) = buffer.get(start..VIRTIO_NET_HEADER + length) {
         send_to_tap(tap, bytes);
     }
 }

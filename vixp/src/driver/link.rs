@@ -28,9 +28,11 @@ pub struct LanPrefixes {
 
 /// The TAP device and a netlink handle to configure it.
 pub struct Link {
-    /// The device, opened with a virtio-net header before every frame and TSO/checksum
-    /// offload; reading gives frames from the kernel, writing hands frames to it.
+    /// The device; reading gives frames from the kernel, writing hands frames to it (each
+    /// after a virtio-net header when `offload` is on).
     pub device: Arc<SyncDevice>,
+    /// Whether the device was opened with a virtio-net header and TSO/checksum offload.
+    pub offload: bool,
     /// Its interface index.
     pub index: u32,
     /// Its name.
@@ -58,12 +60,14 @@ pub fn neighbours_of<'a>(peers: impl IntoIterator<Item = &'a PeerSpec>) -> Neigh
 }
 
 impl Link {
-    /// Creates the TAP device `name` with `mtu` and `mac` and offloads (the kernel may hand over
-    /// TCP segments up to 64 KiB and partial checksums), gives it this node's LAN addresses
+    /// Creates the TAP device `name` with `mtu` and `mac`, with `offload` a virtio-net header and
+    /// TSO/checksum offload (the kernel may hand over TCP segments up to 64 KiB and partial
+    /// checksums), gives it this node's LAN addresses
     /// (no duplicate address detection: the fabric guarantees uniqueness) and brings it up.
     pub async fn create(
         name: &str,
         mtu: u16,
+        offload: bool,
         own: &PeerSpec,
         prefixes: LanPrefixes,
     ) -> anyhow::Result<Link> {
@@ -73,7 +77,7 @@ impl Link {
             .mtu(mtu)
             .mac_addr(own.mac)
             .enable(false)
-            .offload(true)
+            .offload(offload)
             .build_sync()
             .with_context(|| format!("cannot create TAP device {name} (needs CAP_NET_ADMIN)"))?;
         let index = device
@@ -87,6 +91,7 @@ impl Link {
         let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{name}/accept_dad"), "0");
         let link = Link {
             device: Arc::new(device),
+            offload,
             index,
             name: name.to_owned(),
             handle,

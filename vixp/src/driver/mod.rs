@@ -76,7 +76,7 @@ pub async fn up(config: &Path) -> anyhow::Result<()> {
     let core: SharedCore = Arc::new(Mutex::new(core));
 
     let underlay = Arc::new(Underlay::new(bind_udp(listen_port)?).context("UDP socket")?);
-    let link = Link::create(&node.interface, node.mtu, &own, prefixes).await?;
+    let link = Link::create(&node.interface, node.mtu, node.offload, &own, prefixes).await?;
     let mut neighbours = neighbours_of(&peers);
     link.sync_neighbours(&Neighbours::new(), &neighbours)
         .await?;
@@ -91,6 +91,7 @@ pub async fn up(config: &Path) -> anyhow::Result<()> {
     let data_path = DataPath::start(
         Arc::clone(&core),
         Arc::clone(&link.device),
+        link.offload,
         Arc::clone(&underlay),
     )
     .context("cannot start the forwarding threads")?;

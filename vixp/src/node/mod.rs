@@ -38,11 +38,13 @@ pub const DEFAULT_CONTROL_DIRECTORY: &str = "/run/vixp";
 pub const DEFAULT_LISTEN_PORT: u16 = vixp_fabric::DEFAULT_WIREGUARD_PORT;
 /// Largest node file accepted, in bytes.
 pub const MAX_NODE_FILE_BYTES: u64 = 64 * 1024;
+/// TAP offloads (virtio-net header, TSO, receive coalescing) unless the node file says no.
+pub const DEFAULT_OFFLOAD: bool = true;
 /// Longest Linux interface name (IFNAMSIZ minus the terminating zero).
 const MAX_INTERFACE_NAME: usize = 15;
 
 /// The fields node.yaml may hold, in documentation order.
-const FIELDS: [&str; 9] = [
+const FIELDS: [&str; 10] = [
     "member",
     "private_key_file",
     "fabric",
@@ -52,6 +54,7 @@ const FIELDS: [&str; 9] = [
     "metrics",
     "control_socket",
     "persistent_keepalive",
+    "offload",
 ];
 
 /// A parsed node file: every value valid on its own. Paths are absolute or relative to the
@@ -79,6 +82,9 @@ pub struct NodeFile {
     pub control_socket: PathBuf,
     /// Seconds between keepalives to every peer, for nodes behind NAT.
     pub persistent_keepalive: Option<u16>,
+    /// TAP offloads: the kernel hands over large TCP segments and takes coalesced ones
+    /// ([`DEFAULT_OFFLOAD`] when not set).
+    pub offload: bool,
     /// Line of each field in the file, for messages about values checked later.
     lines: FieldLines,
 }
@@ -497,6 +503,26 @@ impl<'a> Converter<'a> {
         }
     }
 
+    /// An optional `true` or `false`.
+    fn boolean(&mut self, field: &Field, name: &str) -> Option<bool> {
+        let value = Self::present(field)?;
+        match &value.value {
+            Scalar::Bool(flag) => Some(*flag),
+            other => {
+                let line = value.referenced.line();
+                self.report(
+                    line,
+                    name,
+                    NodeProblemKind::WrongType {
+                        expected: "true or false",
+                        found: other.to_string(),
+                    },
+                );
+                None
+            }
+        }
+    }
+
     /// A required path, relative to the node file's directory.
     fn path(&mut self, field: &Field, name: &str, hint: &'static str) -> Option<PathBuf> {
         if Self::present(field).is_none() {
@@ -602,6 +628,9 @@ impl<'a> Converter<'a> {
                 "seconds between keepalives, 1-65535 (25 suits most NATs)",
             )
             .and_then(|seconds| u16::try_from(seconds).ok());
+        let offload = self
+            .boolean(&raw.offload, "offload")
+            .unwrap_or(DEFAULT_OFFLOAD);
         if !self.problems.is_empty() {
             self.problems.sort_by_key(|problem| problem.line);
             return Err(NodeError::Invalid {
@@ -621,6 +650,7 @@ impl<'a> Converter<'a> {
                     metrics,
                     control_socket,
                     persistent_keepalive,
+                    offload,
                     lines: FieldLines {
                         member: line(&raw.member),
                         private_key_file: line(&raw.private_key_file),
@@ -673,13 +703,14 @@ mod tests {
         assert_eq!(node.metrics, DEFAULT_METRICS);
         assert_eq!(node.control_socket, PathBuf::from("/run/vixp/vixp0.sock"));
         assert_eq!(node.persistent_keepalive, None);
+        assert!(node.offload);
     }
 
     #[test]
     fn every_field_can_be_set() {
         let text = format!(
             "{MINIMAL}interface: ix1\nmtu: 1380\nlisten_port: 51999\nmetrics: \"[::1]:9999\"\n\
-             control_socket: /tmp/x.sock\npersistent_keepalive: 25\n"
+             control_socket: /tmp/x.sock\npersistent_keepalive: 25\noffload: false\n"
         );
         let node = NodeFile::parse(&text, Path::new("n.yaml")).expect("valid");
         assert_eq!(node.interface, "ix1");
@@ -688,6 +719,12 @@ mod tests {
         assert_eq!(node.metrics, "[::1]:9999".parse().expect("address"));
         assert_eq!(node.control_socket, PathBuf::from("/tmp/x.sock"));
         assert_eq!(node.persistent_keepalive, Some(25));
+        assert!(!node.offload);
+        let found = messages(&format!("{MINIMAL}offload: 1\n"));
+        assert_eq!(
+            found,
+            ["/etc/vixp/node.yaml:4: offload: expected true or false, found 1"]
+        );
     }
 
     #[test]
@@ -698,7 +735,7 @@ mod tests {
             [
                 "/etc/vixp/node.yaml:4: colour: unknown field; valid fields: member, \
                  private_key_file, fabric, interface, mtu, listen_port, metrics, control_socket, \
-                 persistent_keepalive"
+                 persistent_keepalive, offload"
             ]
         );
     }

@@ -19,6 +19,7 @@ pub(crate) struct RawNode {
     pub metrics: Field,
     pub control_socket: Field,
     pub persistent_keepalive: Field,
+    pub offload: Field,
 }
 
 #[cfg(test)]

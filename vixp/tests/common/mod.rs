@@ -231,12 +231,17 @@ pub fn fabric_text(rs: &FabricNode, members: &[&FabricNode]) -> String {
 
 /// A node file for `member` in `directory`, with its control socket there too.
 pub fn node_file(directory: &TempDir, member: &str) -> PathBuf {
+    node_file_with(directory, member, "")
+}
+
+/// A node file for `member` in `directory` with `extra` lines appended.
+pub fn node_file_with(directory: &TempDir, member: &str, extra: &str) -> PathBuf {
     let path = directory.join(&format!("{member}.yaml"));
     fs::write(
         &path,
         format!(
             "member: {member}\nprivate_key_file: {member}.key\nfabric: fabric.yaml\n\
-             control_socket: {}\n",
+             control_socket: {}\n{extra}",
             directory.join(&format!("{member}.sock")).display()
         ),
     )
@@ -308,7 +313,17 @@ impl Drop for Process {
 
 /// Starts `vixp up -c <node file>` inside `namespace` and waits for its control socket.
 pub fn start_node(namespace: &Namespace, directory: &TempDir, member: &str) -> Process {
-    let node_file = node_file(directory, member);
+    start_node_with(namespace, directory, member, "")
+}
+
+/// [`start_node`] with `extra` lines in the node file.
+pub fn start_node_with(
+    namespace: &Namespace,
+    directory: &TempDir,
+    member: &str,
+    extra: &str,
+) -> Process {
+    let node_file = node_file_with(directory, member, extra);
     let mut command = namespace.command(VIXP);
     command.args(["up", "-c", node_file.to_str().expect("utf-8 path")]);
     let mut process = Process::start(command, directory.join(&format!("{member}.log")));
