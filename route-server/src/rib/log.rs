@@ -6,6 +6,9 @@ use std::collections::VecDeque;
 
 use vixp_bgp::Prefix;
 
+/// Entries of capacity the log keeps when it drains after a burst.
+const RETAINED_CAPACITY: usize = 4096;
+
 /// Which clients a change concerns: everyone but up to two named members, whose own verdict is
 /// given explicitly (the members of the best path before and after the change are the only ones
 /// whose choice can differ from everyone else's, RFC 7947 section 2.3.2.1).
@@ -62,6 +65,13 @@ impl ChangeLog {
         }
         if self.entries.is_empty() {
             self.first = self.first.max(sequence);
+        }
+        // A burst (a full table arriving) leaves a large empty buffer behind: give it back.
+        if self.entries.capacity() > RETAINED_CAPACITY
+            && self.entries.len() < self.entries.capacity() / 4
+        {
+            self.entries
+                .shrink_to(self.entries.len().max(RETAINED_CAPACITY));
         }
     }
 

@@ -23,6 +23,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use rustc_hash::FxBuildHasher;
+use smallvec::SmallVec;
 use vixp_bgp::{Attributes, Family, Prefix, Update};
 
 use crate::policy::{Reason, Verdict};
@@ -60,6 +61,10 @@ pub struct PeerInfo {
     /// Families negotiated on the session: accepted from it and exported to it.
     pub families: Vec<Family>,
 }
+
+/// The paths of one prefix, best first. Most prefixes at an exchange have one path, which is
+/// kept inline (no allocation of its own).
+type Paths = SmallVec<[Path; 1]>;
 
 /// One stored path: 16 bytes.
 #[derive(Debug, Clone)]
@@ -199,7 +204,7 @@ fn family_index(family: Family) -> usize {
 #[derive(Debug, Default)]
 pub struct Rib {
     interner: Interner,
-    table: HashMap<Prefix, Vec<Path>, FxBuildHasher>,
+    table: HashMap<Prefix, Paths, FxBuildHasher>,
     peers: Vec<Option<PeerState>>,
     log: ChangeLog,
     paths: usize,
