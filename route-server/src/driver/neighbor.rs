@@ -30,7 +30,7 @@ use crate::rib::PeerInfo;
 
 /// Bytes queued for a connection's writer above which no further exports are taken, so a slow
 /// reader holds its own backlog in the RIB's dirty set rather than in memory here.
-const MAX_WRITE_BACKLOG: usize = 1 << 20;
+const MAX_WRITE_BACKLOG: usize = 256 * 1024;
 /// Read buffer growth step.
 const READ_CHUNK: usize = 64 * 1024;
 /// Reads queued from connection readers to the neighbor task.
