@@ -138,6 +138,36 @@ pub struct Policy {
     /// Whether private (RFC 6996) and documentation (RFC 5398) ASNs in an AS_PATH are
     /// refused. Other reserved ASNs (0, 23456, 65535, 65552-131071, 4294967295) always are.
     pub reject_private_asns: bool,
+    /// What the route server does when a member announces more prefixes of a family than its
+    /// `max_prefix` allows.
+    pub max_prefix_action: MaxPrefixAction,
+}
+
+/// Default minutes a session stays down after exceeding its max-prefix limit with `restart`.
+pub const DEFAULT_MAX_PREFIX_RESTART_MINUTES: u32 = 15;
+
+/// What happens when a member exceeds its max-prefix limit (counting every prefix it
+/// announces in the family, accepted or filtered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MaxPrefixAction {
+    /// End the session with Cease / Maximum Number of Prefixes Reached (RFC 4486 subcode 1) and
+    /// keep it down until the route server restarts or its fabric file is reloaded.
+    Shutdown,
+    /// As `Shutdown`, then accept the member again after this many minutes.
+    Restart {
+        /// Minutes the session stays down.
+        minutes: u32,
+    },
+    /// Only log and count (`route_server_max_prefix_exceeded_total`).
+    Warn,
+}
+
+impl Default for MaxPrefixAction {
+    fn default() -> Self {
+        MaxPrefixAction::Restart {
+            minutes: DEFAULT_MAX_PREFIX_RESTART_MINUTES,
+        }
+    }
 }
 
 impl Default for Policy {
@@ -152,6 +182,7 @@ impl Default for Policy {
             bogon_prefixes: BogonPrefixes::Default,
             allow_prefixes: Vec::new(),
             reject_private_asns: true,
+            max_prefix_action: MaxPrefixAction::default(),
         }
     }
 }

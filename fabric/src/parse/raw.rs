@@ -111,6 +111,8 @@ pub(crate) struct RawPolicy {
     pub bogon_prefixes: Option<Spanned<RawBogons>>,
     pub allow_prefixes: ScalarList,
     pub reject_private_asns: Field,
+    pub max_prefix_action: Field,
+    pub max_prefix_restart_after: Field,
 }
 
 /// `policy.prefix_length:`, each family a `[min, max]` list.

@@ -8,7 +8,10 @@ use crate::error::ProblemKind;
 use crate::model::Asn;
 use crate::parse::raw::{RawBogons, RawPolicy, RawPrefixLength, Scalar, ScalarList};
 use crate::parse::values;
-use crate::policy::{BogonPrefixes, NextHopPolicy, Policy, PrefixLengthRange, PrefixLengths};
+use crate::policy::{
+    BogonPrefixes, DEFAULT_MAX_PREFIX_RESTART_MINUTES, MaxPrefixAction, NextHopPolicy, Policy,
+    PrefixLengthRange, PrefixLengths,
+};
 
 /// Longest `max_as_path_length` accepted.
 const MAX_AS_PATH_LENGTH_LIMIT: i128 = 255;
@@ -87,6 +90,30 @@ impl Converter<'_> {
                 values::boolean,
             )
             .unwrap_or(defaults.reject_private_asns);
+        let restart_minutes = self
+            .optional(
+                &raw.max_prefix_restart_after,
+                "policy.max_prefix_restart_after",
+                |scalar| {
+                    values::integer(
+                        scalar,
+                        1..=10_080,
+                        "a number of minutes like 15",
+                        "1-10080 minutes (one week)",
+                    )
+                    .map(|minutes| u32::try_from(minutes).unwrap_or(u32::MAX))
+                },
+            )
+            .unwrap_or(DEFAULT_MAX_PREFIX_RESTART_MINUTES);
+        let max_prefix_action = self
+            .optional(
+                &raw.max_prefix_action,
+                "policy.max_prefix_action",
+                |scalar| max_prefix_action(scalar, restart_minutes),
+            )
+            .unwrap_or(MaxPrefixAction::Restart {
+                minutes: restart_minutes,
+            });
 
         if self.problems.len() > problems_before {
             return None;
@@ -101,6 +128,7 @@ impl Converter<'_> {
             bogon_prefixes,
             allow_prefixes,
             reject_private_asns,
+            max_prefix_action,
         })
     }
 
@@ -230,6 +258,18 @@ impl Converter<'_> {
 }
 
 /// `policy.next_hop`: `own_address` or `same_asn`.
+fn max_prefix_action(scalar: &Scalar, minutes: u32) -> Result<MaxPrefixAction, ProblemKind> {
+    match scalar {
+        Scalar::Text(word) if word == "shutdown" => Ok(MaxPrefixAction::Shutdown),
+        Scalar::Text(word) if word == "restart" => Ok(MaxPrefixAction::Restart { minutes }),
+        Scalar::Text(word) if word == "warn" => Ok(MaxPrefixAction::Warn),
+        other => Err(ProblemKind::WrongType {
+            expected: "shutdown, restart or warn",
+            found: other.to_string(),
+        }),
+    }
+}
+
 fn next_hop_policy(scalar: &Scalar) -> Result<NextHopPolicy, ProblemKind> {
     match scalar {
         Scalar::Text(word) if word == "own_address" => Ok(NextHopPolicy::OwnAddress),
@@ -245,7 +285,9 @@ fn next_hop_policy(scalar: &Scalar) -> Result<NextHopPolicy, ProblemKind> {
 mod tests {
     use std::path::Path;
 
-    use crate::{Asn, BogonPrefixes, Fabric, NextHopPolicy, Policy, PrefixLengthRange};
+    use crate::{
+        Asn, BogonPrefixes, Fabric, MaxPrefixAction, NextHopPolicy, Policy, PrefixLengthRange,
+    };
 
     const KEY_RS: &str = "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=";
 
@@ -387,6 +429,34 @@ mod tests {
                  next_hop, prefix_length,"
             ),
             "{messages:?}"
+        );
+    }
+
+    #[test]
+    fn max_prefix_action_and_restart_delay() {
+        let policy = |text: &str| parse(text).map(|fabric| fabric.policy.max_prefix_action);
+        assert_eq!(
+            policy("policy:\n  max_prefix_action: restart\n  max_prefix_restart_after: 5\n"),
+            Ok(MaxPrefixAction::Restart { minutes: 5 })
+        );
+        assert_eq!(
+            policy("policy:\n  max_prefix_action: warn\n"),
+            Ok(MaxPrefixAction::Warn)
+        );
+        assert_eq!(
+            policy("policy:\n  max_prefix_action: shutdown\n"),
+            Ok(MaxPrefixAction::Shutdown)
+        );
+        assert_eq!(
+            Policy::default().max_prefix_action,
+            MaxPrefixAction::Restart { minutes: 15 }
+        );
+        assert_eq!(
+            policy("policy:\n  max_prefix_action: drop\n"),
+            Err(vec![
+                "f.yaml:13: policy.max_prefix_action: expected shutdown, restart or warn, found \"drop\""
+                    .to_string()
+            ])
         );
     }
 }
