@@ -60,7 +60,7 @@ pub struct NotificationLabels {
 /// Labels of refused connections.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct RefusedLabels {
-    /// Why: `unknown_address`, `no_session_configured`.
+    /// Why: `unknown_address`, `neighbor_busy`, `max_prefix_hold_off`.
     pub reason: String,
 }
 
@@ -101,6 +101,10 @@ pub struct Metrics {
     pub attributes_discarded: Family<SessionLabels, Counter>,
     /// TCP connections refused.
     pub connections_refused: Family<RefusedLabels, Counter>,
+    /// The member's max-prefix limit for the session's family.
+    pub max_prefix_limit: Family<SessionLabels, Gauge>,
+    /// Times a member went over its max-prefix limit.
+    pub max_prefix_exceeded: Family<SessionLabels, Counter>,
     /// Fabric file reloads (SIGHUP) by result.
     pub fabric_reloads: Family<ReloadLabels, Counter>,
     /// 1 when the last reload was applied (or none happened), 0 when it was refused.
@@ -141,6 +145,8 @@ impl Metrics {
             updates_treated_as_withdraw: Family::default(),
             attributes_discarded: Family::default(),
             connections_refused: Family::default(),
+            max_prefix_limit: Family::default(),
+            max_prefix_exceeded: Family::default(),
             fabric_reloads: Family::default(),
             fabric_reload_success: Gauge::default(),
             rib_prefixes: Gauge::default(),
@@ -226,6 +232,16 @@ impl Metrics {
             "connections_refused",
             "TCP connections refused, by reason",
             metrics.connections_refused.clone(),
+        );
+        registry.register(
+            "max_prefix_limit",
+            "The member's max-prefix limit for the session's family (alert at 90% of it)",
+            metrics.max_prefix_limit.clone(),
+        );
+        registry.register(
+            "max_prefix_exceeded",
+            "Times the member went over its max-prefix limit",
+            metrics.max_prefix_exceeded.clone(),
         );
         registry.register(
             "fabric_reloads",

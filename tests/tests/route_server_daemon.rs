@@ -847,6 +847,75 @@ async fn a_policy_reload_applies_to_stored_routes_without_resetting_sessions() {
 }
 
 #[tokio::test(flavor = "current_thread")]
+async fn a_member_over_its_max_prefix_limit_is_cut_off_until_a_reload() {
+    let fixture = Fixture::new("rs-daemon-max-prefix");
+    let limited = fixture
+        .fabric
+        .replace(
+            "reject_private_asns: false}",
+            "reject_private_asns: false, max_prefix_action: shutdown}",
+        )
+        .replace(
+            "{name: alpha, asn: 64501,",
+            "{name: alpha, asn: 64501, max_prefix: {ipv4: 2},",
+        );
+    assert_ne!(limited, fixture.fabric);
+    fixture.reload(&limited);
+    let wait = Instant::now() + Duration::from_secs(5);
+    while fixture.metric("route_server_max_prefix_limit{member=\"alpha\",family=\"ipv4\"}")
+        != Some(2.0)
+    {
+        assert!(
+            Instant::now() < wait,
+            "the limit was not applied:\n{}",
+            fixture.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let (mut alpha, mut bravo) = alpha_announces_to_bravo(&fixture).await;
+    alpha
+        .announce(&alpha_attributes(&fixture), &[prefix("198.18.130.0/24")])
+        .await;
+    alpha.pump(Duration::from_secs(5)).await;
+    // RFC 4486: Cease, Maximum Number of Prefixes Reached.
+    assert_eq!(
+        alpha.notification_received(),
+        Some((6, 1)),
+        "{:?}",
+        alpha.down
+    );
+    let withdrawn = bravo
+        .pump_until(Duration::from_secs(10), |peer| peer.routes.is_empty())
+        .await;
+    assert!(
+        withdrawn,
+        "alpha's routes are withdrawn when its session ends"
+    );
+    assert_eq!(
+        fixture.metric("route_server_max_prefix_exceeded_total{member=\"alpha\",family=\"ipv4\"}"),
+        Some(1.0)
+    );
+
+    // Held off: a new connection is closed without BGP.
+    let mut again = Peer::connect(&fixture, 11, 64501).await;
+    again.pump(Duration::from_secs(2)).await;
+    assert!(!again.established, "a held-off member is refused");
+    assert_eq!(
+        fixture.metric("route_server_connections_refused_total{reason=\"max_prefix_hold_off\"}"),
+        Some(1.0)
+    );
+
+    // A reload releases the hold-off.
+    fixture.reload(&limited);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let back = Peer::established(&fixture, "alpha", 11, 64501).await;
+    assert!(back.established);
+    bravo.pump(Duration::from_millis(200)).await;
+    assert!(bravo.established, "bravo was never disturbed");
+}
+
+#[tokio::test(flavor = "current_thread")]
 async fn a_wrong_asn_gets_bad_peer_as() {
     let fixture = Fixture::new("rs-daemon-bad-as");
     let mut impostor = Peer::connect(&fixture, 11, 65000).await;

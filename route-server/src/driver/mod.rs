@@ -33,7 +33,7 @@ use vixp_fabric::{Fabric, RouteServer};
 use crate::metrics::Metrics;
 use crate::rib::PeerId;
 
-pub use rib_task::{RibEvent, RibQuery, RibReply};
+pub use rib_task::{Reset, RibEvent, RibQuery, RibReply};
 
 /// Static description of one neighbor session slot: a member over one transport family.
 #[derive(Debug, Clone)]
@@ -242,8 +242,8 @@ pub async fn run(
         let (export_sender, export_receiver) = mpsc::channel(rib_task::EXPORTS_IN_FLIGHT);
         let (incoming_sender, incoming_receiver) = mpsc::channel(4);
         export_senders.push(export_sender);
-        let reset = Arc::new(Notify::new());
-        resets.push(Arc::clone(&reset));
+        let (reset_sender, reset) = mpsc::unbounded_channel();
+        resets.push(reset_sender);
         incoming_senders.push(incoming_sender);
         let task = neighbor::NeighborTask::new(
             config.clone(),

@@ -23,7 +23,7 @@ use vixp_bgp::{
 };
 use vixp_fabric::RouteServer;
 
-use super::rib_task::{RibEvent, TaggedExport};
+use super::rib_task::{Reset, RibEvent, TaggedExport};
 use super::{NeighborConfig, StatusTable};
 use crate::metrics::{MessageLabels, Metrics, NotificationLabels, SessionLabels};
 use crate::rib::PeerInfo;
@@ -48,8 +48,8 @@ pub struct Channels {
     pub incoming: mpsc::Receiver<TcpStream>,
     /// Tells the RIB task an export was taken (room for the next).
     pub wakeup: Arc<Notify>,
-    /// Signalled by the RIB task when this client fell too far behind its change log.
-    pub reset: Arc<Notify>,
+    /// Session resets ordered by the RIB task (lagging, max-prefix, release after reload).
+    pub reset: mpsc::UnboundedReceiver<Reset>,
     /// Becomes true on shutdown.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -148,6 +148,9 @@ pub struct NeighborTask {
     connect_at: Option<Instant>,
     established: Option<u64>,
     generation: u64,
+    /// Set after a max-prefix violation: the member is refused until then (`Some(None)`: until
+    /// a fabric reload or restart).
+    held_off: Option<Option<Instant>>,
 }
 
 impl NeighborTask {
@@ -194,6 +197,7 @@ impl NeighborTask {
             connect_at: Some(Instant::now()),
             established: None,
             generation: 0,
+            held_off: None,
         }
     }
 
@@ -230,7 +234,11 @@ impl NeighborTask {
             .iter()
             .filter_map(|connection| connection.session.poll_timeout());
         let connect = if self.wants_connect() {
-            self.connect_at
+            match self.held_off {
+                Some(None) => None,
+                Some(Some(until)) => self.connect_at.map(|at| at.max(until)),
+                None => self.connect_at,
+            }
         } else {
             None
         };
@@ -274,18 +282,9 @@ impl NeighborTask {
         tokio::select! {
             biased;
             _ = self.channels.shutdown.changed() => {}
-            () = self.channels.reset.notified() => {
-                if let Some(id) = self.established
-                    && let Some(connection) = self.connection_mut(id)
-                {
-                    warn!("session reset: the member fell too far behind the route server's updates");
-                    // RFC 4486: Cease, Out of Resources. The member gets the full table again
-                    // when it reconnects.
-                    connection.session.stop(
-                        CeaseSubcode::OutOfResources,
-                        "fell too far behind the route server's updates",
-                        Instant::now(),
-                    );
+            reset = self.channels.reset.recv() => {
+                if let Some(reset) = reset {
+                    self.reset(reset);
                 }
             }
             read = self.reads.recv() => {
@@ -301,7 +300,17 @@ impl NeighborTask {
             }
             stream = self.channels.incoming.recv() => {
                 if let Some(stream) = stream {
-                    self.add_connection(stream, Direction::Incoming);
+                    if self.is_held_off(Instant::now()) {
+                        debug!("refused connection: held off after exceeding max-prefix");
+                        self.metrics
+                            .connections_refused
+                            .get_or_create(&crate::metrics::RefusedLabels {
+                                reason: "max_prefix_hold_off".to_string(),
+                            })
+                            .inc();
+                    } else {
+                        self.add_connection(stream, Direction::Incoming);
+                    }
                 }
             }
             result = self.connects.recv() => {
@@ -326,10 +335,73 @@ impl NeighborTask {
                         connection.session.handle_timeout(now);
                     }
                 }
-                if self.wants_connect() && self.connect_at.is_some_and(|at| at <= now) {
+                if self.wants_connect()
+                    && self.connect_at.is_some_and(|at| at <= now)
+                    && !self.is_held_off(now)
+                {
                     self.start_connect();
                 }
             }
+        }
+    }
+
+    fn reset(&mut self, reset: Reset) {
+        let now = Instant::now();
+        match reset {
+            Reset::Lagging => {
+                if let Some(id) = self.established
+                    && let Some(connection) = self.connection_mut(id)
+                {
+                    warn!(
+                        "session reset: the member fell too far behind the route server's updates"
+                    );
+                    // RFC 4486: Cease, Out of Resources. The member gets the full table again
+                    // when it reconnects.
+                    connection.session.stop(
+                        CeaseSubcode::OutOfResources,
+                        "fell too far behind the route server's updates",
+                        now,
+                    );
+                }
+            }
+            Reset::MaxPrefix {
+                family,
+                limit,
+                hold_off,
+            } => {
+                warn!(
+                    family = family.label(),
+                    limit,
+                    ?hold_off,
+                    "max-prefix limit exceeded: session ended"
+                );
+                self.held_off = Some(hold_off.map(|duration| now + duration));
+                for connection in &mut self.connections {
+                    // RFC 4486 subcode 1: Maximum Number of Prefixes Reached.
+                    connection
+                        .session
+                        .stop(CeaseSubcode::MaximumPrefixesReached, "", now);
+                }
+            }
+            Reset::Release => {
+                if self.held_off.take().is_some() {
+                    info!("max-prefix hold-off released by a fabric reload");
+                    self.connect_at = Some(now);
+                }
+            }
+        }
+    }
+
+    /// Whether the member is refused for now after a max-prefix violation.
+    fn is_held_off(&mut self, now: Instant) -> bool {
+        match self.held_off {
+            None => false,
+            Some(None) => true,
+            Some(Some(until)) if now >= until => {
+                self.held_off = None;
+                false
+            }
+            Some(Some(_)) => true,
         }
     }
 

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc, oneshot};
-use tracing::debug;
+use tracing::{debug, warn};
 use vixp_bgp::{Family, Prefix, Update};
 
-use vixp_fabric::Fabric;
+use vixp_fabric::{Fabric, MaxPrefixAction};
 
 use super::NeighborConfig;
 use crate::metrics::{FilteredLabels, Metrics, SessionLabels};
@@ -61,6 +61,25 @@ pub enum RibEvent {
     Reload(Arc<Fabric>),
 }
 
+/// What the RIB task tells a neighbor task about its session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reset {
+    /// The member fell too far behind the change log: reset the session (Cease 6/8).
+    Lagging,
+    /// The member exceeded its max-prefix limit: end the session with Cease 6/1 and refuse the
+    /// member for `hold_off` (`None`: until the route server restarts or reloads its fabric).
+    MaxPrefix {
+        /// The family over the limit.
+        family: Family,
+        /// The limit.
+        limit: u32,
+        /// How long the member stays refused.
+        hold_off: Option<Duration>,
+    },
+    /// A fabric reload: a member held off by `MaxPrefix` may connect again.
+    Release,
+}
+
 /// An export batch for one session generation.
 #[derive(Debug)]
 pub struct TaggedExport {
@@ -105,7 +124,9 @@ pub struct RibTask {
     filtered_series: Vec<FilteredLabels>,
     exports: Vec<mpsc::Sender<TaggedExport>>,
     generations: Vec<Option<u64>>,
-    resets: Vec<Arc<Notify>>,
+    resets: Vec<mpsc::UnboundedSender<Reset>>,
+    /// Sessions already over their max-prefix limit (acted on once per session).
+    over_limit: Vec<bool>,
     wakeup: Arc<Notify>,
     metrics: Arc<Metrics>,
 }
@@ -117,11 +138,12 @@ impl RibTask {
         fabric: Arc<Fabric>,
         neighbors: Vec<NeighborConfig>,
         exports: Vec<mpsc::Sender<TaggedExport>>,
-        resets: Vec<Arc<Notify>>,
+        resets: Vec<mpsc::UnboundedSender<Reset>>,
         wakeup: Arc<Notify>,
         metrics: Arc<Metrics>,
     ) -> RibTask {
         let generations = vec![None; neighbors.len()];
+        let over_limit = vec![false; neighbors.len()];
         let policy_neighbors = policy_neighbors(&fabric, &neighbors);
         RibTask {
             rib: Rib::new(),
@@ -132,6 +154,7 @@ impl RibTask {
             exports,
             generations,
             resets,
+            over_limit,
             wakeup,
             metrics,
         }
@@ -168,7 +191,7 @@ impl RibTask {
             }
             for peer in self.rib.take_lagging() {
                 if let Some(reset) = self.resets.get(index(peer)) {
-                    reset.notify_one();
+                    let _ = reset.send(Reset::Lagging);
                 }
             }
             self.flush();
@@ -183,6 +206,9 @@ impl RibTask {
                 generation,
             } => {
                 debug!(peer = peer.0, "session up in RIB");
+                if let Some(flag) = self.over_limit.get_mut(index(peer)) {
+                    *flag = false;
+                }
                 if let Some(slot) = self.generations.get_mut(index(peer)) {
                     *slot = Some(generation);
                 }
@@ -197,6 +223,7 @@ impl RibTask {
                     policy::import(prefix, attributes, neighbor, &fabric.policy, &fabric.lan)
                 };
                 self.rib.update(peer, update, &import);
+                self.check_max_prefix(peer);
             }
             RibEvent::Refresh { peer, family } => self.rib.refresh(peer, family),
             RibEvent::Down { peer } => {
@@ -208,6 +235,9 @@ impl RibTask {
             RibEvent::Reload(fabric) => {
                 self.policy_neighbors = policy_neighbors(&fabric, &self.neighbors);
                 self.fabric = fabric;
+                for reset in &self.resets {
+                    let _ = reset.send(Reset::Release);
+                }
                 for neighbor in &self.neighbors {
                     let position = index(neighbor.id);
                     let up = self.generations.get(position).copied().flatten().is_some();
@@ -231,6 +261,60 @@ impl RibTask {
                 }
                 self.update_gauges();
             }
+        }
+    }
+
+    /// RFC 4486 subcode 1: acts once per session when a member announces more prefixes of the
+    /// session's family than its `max_prefix` allows (accepted and filtered alike).
+    fn check_max_prefix(&mut self, peer: PeerId) {
+        let position = index(peer);
+        let Some(neighbor) = self.neighbors.get(position) else {
+            return;
+        };
+        if self.over_limit.get(position).copied().unwrap_or(true) {
+            return;
+        }
+        let Some(member) = self.fabric.members.get(neighbor.member) else {
+            return;
+        };
+        let limit = match neighbor.family {
+            Family::Ipv4 => member.max_prefix.ipv4,
+            Family::Ipv6 => member.max_prefix.ipv6,
+        };
+        let received = self.rib.counts(peer, neighbor.family).received;
+        if received <= usize::try_from(limit).unwrap_or(usize::MAX) {
+            return;
+        }
+        if let Some(flag) = self.over_limit.get_mut(position) {
+            *flag = true;
+        }
+        let labels = SessionLabels {
+            member: neighbor.name.clone(),
+            family: neighbor.family.label().to_string(),
+        };
+        self.metrics
+            .max_prefix_exceeded
+            .get_or_create(&labels)
+            .inc();
+        let hold_off = match self.fabric.policy.max_prefix_action {
+            MaxPrefixAction::Warn => {
+                warn!(member = %neighbor.name, family = neighbor.family.label(), received, limit,
+                    "member over its max-prefix limit (action warn: session kept)");
+                return;
+            }
+            MaxPrefixAction::Shutdown => None,
+            MaxPrefixAction::Restart { minutes } => {
+                Some(Duration::from_secs(u64::from(minutes) * 60))
+            }
+        };
+        warn!(member = %neighbor.name, family = neighbor.family.label(), received, limit,
+            "member over its max-prefix limit: ending the session");
+        if let Some(reset) = self.resets.get(position) {
+            let _ = reset.send(Reset::MaxPrefix {
+                family: neighbor.family,
+                limit,
+                hold_off,
+            });
         }
     }
 
@@ -312,6 +396,19 @@ impl RibTask {
             .rib_attribute_sets
             .set(saturating_i64(totals.attribute_sets));
         for neighbor in &self.neighbors {
+            if let Some(member) = self.fabric.members.get(neighbor.member) {
+                let limit = match neighbor.family {
+                    Family::Ipv4 => member.max_prefix.ipv4,
+                    Family::Ipv6 => member.max_prefix.ipv6,
+                };
+                self.metrics
+                    .max_prefix_limit
+                    .get_or_create(&SessionLabels {
+                        member: neighbor.name.clone(),
+                        family: neighbor.family.label().to_string(),
+                    })
+                    .set(i64::from(limit));
+            }
             let counts = self.rib.counts(neighbor.id, neighbor.family);
             let labels = SessionLabels {
                 member: neighbor.name.clone(),
