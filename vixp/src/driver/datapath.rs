@@ -41,6 +41,8 @@ pub const RECEIVE_BUFFER: usize = 64 * 1500;
 pub const MAX_TRAIN_BYTES: usize = 65_000;
 /// How long a thread waits for its descriptor before checking whether to stop (ms).
 pub const WAKE_MILLISECONDS: u16 = 100;
+/// Pause after a read error that is not about one packet (a device gone, a socket error).
+pub const ERROR_BACKOFF: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// The core as the threads and the control loop share it.
 pub type SharedCore = Arc<Mutex<Core>>;
@@ -293,7 +295,9 @@ fn outbound(
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
                 Err(error) => {
+                    // Not a packet problem: back off, so a broken device is not a busy loop.
                     tracing::warn!(%error, "cannot read from the TAP device");
+                    std::thread::sleep(ERROR_BACKOFF);
                     break;
                 }
             };
@@ -382,6 +386,7 @@ fn inbound(
             }
             Err(error) => {
                 tracing::debug!(%error, "UDP receive failed");
+                std::thread::sleep(ERROR_BACKOFF);
                 continue;
             }
         };
