@@ -15,18 +15,32 @@ pub struct Source {
     pub address: IpAddr,
 }
 
+/// The GRACEFUL_SHUTDOWN well-known community 65535:0 (RFC 8326 section 4).
+pub const GRACEFUL_SHUTDOWN: u32 = 0xffff_0000;
+
+/// Whether a path is being drained by its sender (RFC 8326).
+fn draining(attributes: &Attributes) -> bool {
+    attributes.communities.contains(&GRACEFUL_SHUTDOWN)
+}
+
 /// Orders two paths for the same prefix, `Less` meaning `a` is preferred.
 ///
 /// A total order (so sorting is well defined), following RFC 4271 section 9.1.2.2 for the
-/// steps that apply to a route server, where every path is external and LOCAL_PREF is not used:
-/// a) shorter AS_PATH; b) lower ORIGIN; c) lower MULTI_EXIT_DISC, compared only between paths
+/// steps that apply to a route server, where every path is external and LOCAL_PREF is not used.
+/// First, a path carrying GRACEFUL_SHUTDOWN loses to any path without it (RFC 8326 section 4
+/// asks receivers to lower its LOCAL_PREF; a route server has no LOCAL_PREF to lower, so this
+/// is the same effect). Then: a) shorter AS_PATH; b) lower ORIGIN; c) lower MULTI_EXIT_DISC, compared only between paths
 /// from the same neighbouring AS (a missing MED counts as 0); to keep the order total, paths from
 /// different neighbouring ASes are then ordered by that ASN; f) lower BGP identifier;
 /// g) lower peer address.
 pub fn compare(a: &Attributes, a_source: Source, b: &Attributes, b_source: Source) -> Ordering {
-    a.as_path
-        .selection_length()
-        .cmp(&b.as_path.selection_length())
+    draining(a)
+        .cmp(&draining(b))
+        .then_with(|| {
+            a.as_path
+                .selection_length()
+                .cmp(&b.as_path.selection_length())
+        })
         .then_with(|| a.origin.cmp(&b.origin))
         .then_with(|| {
             let a_neighbor = a.as_path.first_asn().unwrap_or(0);
@@ -101,6 +115,23 @@ mod tests {
         let none = path(&[64501], Origin::Igp, None);
         let some = path(&[64501], Origin::Igp, Some(1));
         assert_eq!(compare(&none, source(2), &some, source(1)), Ordering::Less);
+    }
+
+    #[test]
+    fn a_path_in_graceful_shutdown_loses_even_when_shorter() {
+        let mut draining = path(&[64501], Origin::Igp, None);
+        draining.communities.push(GRACEFUL_SHUTDOWN);
+        let longer = path(&[64502, 1, 2], Origin::Igp, None);
+        assert_eq!(
+            compare(&draining, source(1), &longer, source(2)),
+            Ordering::Greater
+        );
+        let mut both = longer.clone();
+        both.communities.push(GRACEFUL_SHUTDOWN);
+        assert_eq!(
+            compare(&draining, source(1), &both, source(2)),
+            Ordering::Less
+        );
     }
 
     #[test]

@@ -443,3 +443,27 @@ fn reevaluation_applies_a_new_policy_to_stored_routes() {
     assert_eq!(drain(&mut rib, BRAVO).announce.len(), 1);
     assert_eq!(rib.counts(ALPHA, Family::Ipv4).filtered, 0);
 }
+
+#[test]
+fn a_member_draining_with_graceful_shutdown_loses_its_best_paths() {
+    let mut rib = three_members();
+    rib_update(
+        &mut rib,
+        BRAVO,
+        announce(attributes(&[64502], 12, None), &["198.18.200.0/24"]),
+    );
+    rib_update(
+        &mut rib,
+        CHARLIE,
+        announce(attributes(&[64503, 1], 13, None), &["198.18.200.0/24"]),
+    );
+    drain(&mut rib, ALPHA);
+    let mut draining = attributes(&[64502], 12, None);
+    draining.communities.push(super::best::GRACEFUL_SHUTDOWN);
+    rib_update(&mut rib, BRAVO, announce(draining, &["198.18.200.0/24"]));
+    assert_eq!(
+        announced_next_hops(&drain(&mut rib, ALPHA), "198.18.200.0/24"),
+        vec![IpAddr::V4(Ipv4Addr::new(198, 18, 0, 13))],
+        "RFC 8326: traffic moves to charlie before bravo's session goes down"
+    );
+}
