@@ -916,6 +916,46 @@ async fn a_member_over_its_max_prefix_limit_is_cut_off_until_a_reload() {
 }
 
 #[tokio::test(flavor = "current_thread")]
+async fn an_action_community_keeps_a_route_from_one_member_only() {
+    let fixture = Fixture::new("rs-daemon-actions");
+    let mut alpha = Peer::established(&fixture, "alpha", 11, 64501).await;
+    let mut bravo = Peer::established(&fixture, "bravo", 12, 64502).await;
+    let mut charlie = Peer::established(&fixture, "charlie", 13, 64503).await;
+    // Euro-IX rs:0:peer: do not announce to bravo (AS64502); prepend once to everyone.
+    let mut attributes = alpha_attributes(&fixture);
+    attributes
+        .large_communities
+        .push(LargeCommunity(RS_ASN, 0, 64502));
+    attributes
+        .large_communities
+        .push(LargeCommunity(RS_ASN, 101, 0));
+    alpha
+        .announce(&attributes, &[prefix("198.18.160.0/24")])
+        .await;
+    let received = charlie
+        .pump_until(Duration::from_secs(10), |peer| {
+            peer.routes.contains_key(&prefix("198.18.160.0/24"))
+        })
+        .await;
+    assert!(received, "charlie receives the route");
+    let got = &charlie.routes[&prefix("198.18.160.0/24")];
+    assert_eq!(
+        got.large_communities,
+        vec![LargeCommunity(64501, 1, 2)],
+        "actions removed"
+    );
+    assert_eq!(
+        got.as_path.asns().collect::<Vec<_>>(),
+        vec![64501, 64501, 65010]
+    );
+    bravo.pump(Duration::from_millis(1500)).await;
+    assert!(
+        !bravo.routes.contains_key(&prefix("198.18.160.0/24")),
+        "bravo never receives it"
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
 async fn a_wrong_asn_gets_bad_peer_as() {
     let fixture = Fixture::new("rs-daemon-bad-as");
     let mut impostor = Peer::connect(&fixture, 11, 65000).await;

@@ -282,6 +282,7 @@ pub async fn run(
 
     let rib = rib_task::RibTask::new(
         Arc::clone(&fabric),
+        route_server.asn.0,
         neighbor_configs.clone(),
         export_senders,
         resets,

@@ -136,6 +136,7 @@ impl RibTask {
     /// `resets[i]` tells it to reset its session (it fell too far behind).
     pub fn new(
         fabric: Arc<Fabric>,
+        route_server_asn: u32,
         neighbors: Vec<NeighborConfig>,
         exports: Vec<mpsc::Sender<TaggedExport>>,
         resets: Vec<mpsc::UnboundedSender<Reset>>,
@@ -145,8 +146,10 @@ impl RibTask {
         let generations = vec![None; neighbors.len()];
         let over_limit = vec![false; neighbors.len()];
         let policy_neighbors = policy_neighbors(&fabric, &neighbors);
+        let mut rib = Rib::new();
+        rib.set_route_server_asn(route_server_asn);
         RibTask {
-            rib: Rib::new(),
+            rib,
             neighbors,
             fabric,
             policy_neighbors,

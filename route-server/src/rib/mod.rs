@@ -14,6 +14,7 @@
 //! for each prefix it reads. A new or refreshed client first walks the whole table. Memory is one
 //! log entry per change, shared by all clients, instead of one entry per change per client.
 
+mod actions;
 mod best;
 mod intern;
 mod log;
@@ -168,9 +169,29 @@ fn identity(path: &Path) -> (PeerId, usize) {
 }
 
 /// The export of a prefix to a client of `member`: the most preferred path that did not come
-/// from that member (RFC 7947 section 2.3.2.1).
+/// from that member (RFC 7947 section 2.3.2.1). Ignores action communities: see [`choose_for`].
 fn choose(paths: &[Path], member: u32) -> Option<&Path> {
     paths.iter().find(|path| path.member != member)
+}
+
+/// Who a client is, for export decisions.
+#[derive(Debug, Clone, Copy)]
+struct Client {
+    member: u32,
+    asn: u32,
+}
+
+/// The export of a prefix to `client`: the most preferred path not from its own member and not
+/// withheld from it by the sender's action communities, so a client excluded from the best path
+/// gets the best one it may have (RFC 7947 section 2.3.2.1, no path hiding). `rs` is the route
+/// server's ASN (0: action communities are not interpreted).
+fn choose_for(paths: &[Path], client: Client, rs: u32) -> Option<&Path> {
+    paths.iter().find(|path| {
+        path.member != client.member
+            && (rs == 0
+                || !actions::has_actions(&path.attributes, rs)
+                || actions::allowed(&path.attributes, rs, client.asn))
+    })
 }
 
 /// The best path's member and the choices that matter: the best path (what everyone else gets)
@@ -218,12 +239,19 @@ pub struct Rib {
     /// Routes refused by the import policy, kept with their reason (Adj-RIB-In, RFC 7947
     /// section 2.3.1: refused routes are never exported).
     rejected: HashMap<(PeerId, Prefix), (Arc<Attributes>, Reason), FxBuildHasher>,
+    /// The route server's ASN, the global part of action communities (0: not interpreted).
+    route_server_asn: u32,
 }
 
 impl Rib {
     /// An empty RIB.
     pub fn new() -> Rib {
         Rib::default()
+    }
+
+    /// Interprets Euro-IX action communities addressed to the route server `asn`.
+    pub fn set_route_server_asn(&mut self, asn: u32) {
+        self.route_server_asn = asn;
     }
 
     /// An empty RIB that resets clients more than `limit` log entries behind.
@@ -445,12 +473,16 @@ impl Rib {
         if !state.info.families.contains(&family) {
             return;
         }
-        let member = state.member;
+        let client = Client {
+            member: state.member,
+            asn: state.info.asn,
+        };
+        let rs = self.route_server_asn;
         let walk: Vec<Prefix> = self
             .table
             .iter()
             .filter(|(prefix, paths)| {
-                Family::of(prefix) == family && choose(paths, member).is_some()
+                Family::of(prefix) == family && choose_for(paths, client, rs).is_some()
             })
             .map(|(prefix, _)| *prefix)
             .collect();
@@ -466,9 +498,23 @@ impl Rib {
         let mut groups: HashMap<(usize, Family), usize, FxBuildHasher> = HashMap::default();
         let mut budget = max;
         let index = peer.index();
+        let rs = self.route_server_asn;
         let state = self.peers.get_mut(index)?.as_mut()?;
-        let member = state.member;
+        let client = Client {
+            member: state.member,
+            asn: state.info.asn,
+        };
         let families = state.info.families.clone();
+        let interner = &mut self.interner;
+        // The attributes a client is sent: as stored, or cleaned of action communities with
+        // prepends and NO_EXPORT applied (interned, so clients with the same view share it).
+        let mut view = |path: &Path| {
+            if rs != 0 && actions::has_actions(&path.attributes, rs) {
+                interner.intern(actions::export_view(&path.attributes, rs, client.asn))
+            } else {
+                Arc::clone(&path.attributes)
+            }
+        };
         while budget > 0 {
             let Some(prefix) = state.walk.pop() else {
                 break;
@@ -477,9 +523,9 @@ impl Rib {
             if let Some(path) = self
                 .table
                 .get(&prefix)
-                .and_then(|paths| choose(paths, member))
+                .and_then(|paths| choose_for(paths, client, rs))
             {
-                add(&mut export, &mut groups, prefix, path);
+                add(&mut export, &mut groups, prefix, view(path));
             }
         }
         while budget > 0 {
@@ -487,7 +533,7 @@ impl Rib {
                 break;
             };
             state.cursor += 1;
-            if !change.concerns(member) || !families.contains(&Family::of(&change.prefix)) {
+            if !change.concerns(client.member) || !families.contains(&Family::of(&change.prefix)) {
                 continue;
             }
             budget -= 1;
@@ -495,9 +541,9 @@ impl Rib {
             match self
                 .table
                 .get(&prefix)
-                .and_then(|paths| choose(paths, member))
+                .and_then(|paths| choose_for(paths, client, rs))
             {
-                Some(path) => add(&mut export, &mut groups, prefix, path),
+                Some(path) => add(&mut export, &mut groups, prefix, view(path)),
                 None => export.withdraw.push(prefix),
             }
         }
@@ -680,7 +726,15 @@ impl Rib {
         let source = self.source(peer);
         let member = self.peer(peer).map_or(u32::MAX, |state| state.member);
         let peers = &self.peers;
+        let rs = self.route_server_asn;
+        let restricted = |paths: &Paths| {
+            rs != 0
+                && paths
+                    .iter()
+                    .any(|path| actions::has_actions(&path.attributes, rs))
+        };
         let paths = self.table.entry(prefix).or_default();
+        let restricted_before = restricted(paths);
         let before = summary(paths);
         let sole_before = sole_member(paths);
         let was_empty = paths.is_empty();
@@ -721,6 +775,7 @@ impl Rib {
             delta += 1;
         }
         let after = summary(paths);
+        let restricted_after = restricted(paths);
         let sole_after = sole_member(paths);
         let now_empty = paths.is_empty();
         if now_empty {
@@ -751,7 +806,15 @@ impl Rib {
         if let Some(old) = released {
             self.interner.release(old);
         }
-        if let Some(change) = concerned(prefix, before, after) {
+        if restricted_before || restricted_after {
+            // Action communities make a client's export depend on who it is: every client
+            // reads this change and is sent its own current choice.
+            self.log.push(Change {
+                prefix,
+                others: true,
+                named: [None, None],
+            });
+        } else if let Some(change) = concerned(prefix, before, after) {
             self.log.push(change);
         }
     }
@@ -798,9 +861,9 @@ fn add(
     export: &mut Export,
     groups: &mut HashMap<(usize, Family), usize, FxBuildHasher>,
     prefix: Prefix,
-    path: &Path,
+    attributes: Arc<Attributes>,
 ) {
-    let key = (identity(path).1, Family::of(&prefix));
+    let key = (Arc::as_ptr(&attributes) as usize, Family::of(&prefix));
     // Consecutive prefixes usually share an attribute set: skip the lookup then.
     if let Some(last) = export.announce.last_mut()
         && Arc::as_ptr(&last.0) as usize == key.0
@@ -813,9 +876,7 @@ fn add(
         return;
     }
     let index = *groups.entry(key).or_insert_with(|| {
-        export
-            .announce
-            .push((Arc::clone(&path.attributes), Vec::new()));
+        export.announce.push((attributes, Vec::new()));
         export.announce.len() - 1
     });
     export.announce[index].1.push(prefix);

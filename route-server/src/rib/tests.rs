@@ -467,3 +467,78 @@ fn a_member_draining_with_graceful_shutdown_loses_its_best_paths() {
         "RFC 8326: traffic moves to charlie before bravo's session goes down"
     );
 }
+
+#[test]
+fn a_client_excluded_by_an_action_community_gets_the_next_best_path() {
+    let mut rib = three_members();
+    rib.set_route_server_asn(64500);
+    // Bravo's path is best but must not go to alpha (AS64511): rs:0:64511.
+    let mut restricted = attributes(&[64512], 12, None);
+    restricted.large_communities = vec![vixp_bgp::LargeCommunity(64500, 0, 64511)];
+    rib_update(&mut rib, BRAVO, announce(restricted, &["198.18.200.0/24"]));
+    rib_update(
+        &mut rib,
+        CHARLIE,
+        announce(attributes(&[64513, 1], 13, None), &["198.18.200.0/24"]),
+    );
+    let charlie_hop = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 13));
+    let bravo_hop = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 12));
+    let to_alpha = drain(&mut rib, ALPHA);
+    assert_eq!(
+        announced_next_hops(&to_alpha, "198.18.200.0/24").last(),
+        Some(&charlie_hop)
+    );
+    let to_charlie = drain(&mut rib, CHARLIE);
+    let (sent, _) = to_charlie
+        .announce
+        .iter()
+        .rev()
+        .find(|(_, prefixes)| prefixes.contains(&prefix("198.18.200.0/24")))
+        .expect("charlie gets bravo's path");
+    assert_eq!(sent.next_hop, bravo_hop);
+    assert!(
+        sent.large_communities.is_empty(),
+        "action communities are removed on export"
+    );
+
+    // Without the restriction alpha moves to bravo's path.
+    rib_update(
+        &mut rib,
+        BRAVO,
+        announce(attributes(&[64512], 12, None), &["198.18.200.0/24"]),
+    );
+    assert_eq!(
+        announced_next_hops(&drain(&mut rib, ALPHA), "198.18.200.0/24").last(),
+        Some(&bravo_hop)
+    );
+}
+
+#[test]
+fn announce_to_no_one_withdraws_from_everyone_but_the_listed_peer() {
+    let mut rib = three_members();
+    rib.set_route_server_asn(64500);
+    rib_update(
+        &mut rib,
+        ALPHA,
+        announce(attributes(&[64511], 11, None), &["198.18.128.0/24"]),
+    );
+    drain(&mut rib, BRAVO);
+    drain(&mut rib, CHARLIE);
+    let mut only_charlie = attributes(&[64511], 11, None);
+    only_charlie.large_communities = vec![
+        vixp_bgp::LargeCommunity(64500, 0, 0),
+        vixp_bgp::LargeCommunity(64500, 1, 64513),
+    ];
+    rib_update(
+        &mut rib,
+        ALPHA,
+        announce(only_charlie, &["198.18.128.0/24"]),
+    );
+    assert_eq!(
+        drain(&mut rib, BRAVO).withdraw,
+        vec![prefix("198.18.128.0/24")]
+    );
+    let to_charlie = drain(&mut rib, CHARLIE);
+    assert_eq!(to_charlie.announce.len(), 1);
+    assert!(to_charlie.announce[0].0.large_communities.is_empty());
+}
