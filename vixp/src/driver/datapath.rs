@@ -8,8 +8,8 @@
 //! and datagram goes through the core.
 //!
 //! ```text
-//!   outbound thread: TAP read (vnet header, up to 64 KiB) -> split -> lock core,
-//!                    handle_frame per frame -> datagram train -> UDP GSO sendmsg
+//!   outbound thread: TAP read (vnet header, up to 64 KiB) -> split -> per frame: lock
+//!                    core, handle_frame, unlock -> datagram train -> UDP GSO sendmsg
 //!   inbound thread:  recvmmsg (GRO) -> per datagram: lock core, handle_datagram,
 //!                    poll_transmit -> unlock -> coalesce TCP runs -> TAP write (vnet header)
 //!   both poll their descriptor with a short timeout and stop when `stop` is set
@@ -317,14 +317,13 @@ fn outbound(
                 // No header: a plain frame, which `split` passes on as it is.
                 (VirtioHeader::default(), bytes)
             };
-            let mut guard = lock(core);
             let mut answer = None;
+            // The core is locked per MTU-sized frame, not per large segment, so that the
+            // inbound thread (ACKs) never waits for a whole 64 KiB to be encrypted; a train is
+            // sent with the core unlocked.
             let split = split(&header, frame, &mut segment, |frame| {
-                match guard.handle_frame(frame, train.tail()) {
-                    Action::Transmit { to, datagram } => {
-                        let length = datagram.len();
-                        train.commit(to, length, underlay);
-                    }
+                let sent = match lock(core).handle_frame(frame, train.tail()) {
+                    Action::Transmit { to, datagram } => Some((to, datagram.len())),
                     Action::Deliver(local) => {
                         // An ARP or neighbour answer for the kernel (one per frame at most).
                         let length = local.len();
@@ -334,11 +333,14 @@ fn outbound(
                             target.copy_from_slice(local);
                             answer = Some(length);
                         }
+                        None
                     }
-                    Action::Queued | Action::Done | Action::Dropped(_) => {}
+                    Action::Queued | Action::Done | Action::Dropped(_) => None,
+                };
+                if let Some((to, length)) = sent {
+                    train.commit(to, length, underlay);
                 }
             });
-            drop(guard);
             if let Err(error) = split {
                 tracing::debug!(%error, "large segment from the TAP device dropped");
             }
