@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
@@ -148,6 +148,9 @@ pub struct NeighborTask {
     connect_at: Option<Instant>,
     established: Option<u64>,
     generation: u64,
+    /// Signalled by writers after each write: a full backlog may have drained, so exports can
+    /// be taken again (without it the task would sleep until its next timer).
+    drained: Arc<Notify>,
     /// Set after a max-prefix violation: the member is refused until then (`Some(None)`: until
     /// a fabric reload or restart).
     held_off: Option<Option<Instant>>,
@@ -197,6 +200,7 @@ impl NeighborTask {
             connect_at: Some(Instant::now()),
             established: None,
             generation: 0,
+            drained: Arc::new(Notify::new()),
             held_off: None,
         }
     }
@@ -282,6 +286,7 @@ impl NeighborTask {
         tokio::select! {
             biased;
             _ = self.channels.shutdown.changed() => {}
+            () = self.drained.notified(), if !can_export && self.established.is_some() => {}
             reset = self.channels.reset.recv() => {
                 if let Some(reset) = reset {
                     self.reset(reset);
@@ -444,6 +449,7 @@ impl NeighborTask {
             write_half,
             writer_receiver,
             Arc::clone(&backlog),
+            Arc::clone(&self.drained),
         ));
         let now = Instant::now();
         // RFC 4271 8.2.2, Events 16/17: the TCP connection is up; the session sends OPEN.
@@ -908,10 +914,11 @@ async fn read_loop(id: u64, mut read_half: OwnedReadHalf, sender: mpsc::Sender<(
 }
 
 /// Writes queued messages, coalescing what is already queued into one write.
-async fn write_loop(
-    mut write_half: OwnedWriteHalf,
+async fn write_loop<W: tokio::io::AsyncWrite + Unpin>(
+    mut write_half: W,
     mut receiver: mpsc::UnboundedReceiver<Bytes>,
     backlog: Arc<AtomicUsize>,
+    drained: Arc<Notify>,
 ) {
     const COALESCE: usize = 256 * 1024;
     let mut out = BytesMut::new();
@@ -927,8 +934,57 @@ async fn write_loop(
         if write_half.write_all(&out).await.is_err() {
             return;
         }
-        backlog.fetch_sub(written, Ordering::Relaxed);
+        let before = backlog.fetch_sub(written, Ordering::Relaxed);
+        if before >= MAX_WRITE_BACKLOG && before - written < MAX_WRITE_BACKLOG {
+            drained.notify_one();
+        }
         out.clear();
     }
     let _ = write_half.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncReadExt as _;
+
+    use super::*;
+
+    /// A neighbor task that stopped taking exports because its backlog was full must be woken
+    /// when the writer drains it, not at its next keepalive (a 28-58 s stall seen in bgp-bench).
+    #[tokio::test]
+    async fn the_writer_wakes_the_task_when_a_full_backlog_drains() {
+        let (writer_end, mut reader_end) = tokio::io::duplex(4096);
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let backlog = Arc::new(AtomicUsize::new(0));
+        let drained = Arc::new(Notify::new());
+        let chunk = Bytes::from(vec![0u8; 4096]);
+        let chunks = MAX_WRITE_BACKLOG / chunk.len() + 8;
+        for _ in 0..chunks {
+            backlog.fetch_add(chunk.len(), Ordering::Relaxed);
+            sender.send(chunk.clone()).expect("queued");
+        }
+        assert!(backlog.load(Ordering::Relaxed) >= MAX_WRITE_BACKLOG);
+        let writer = tokio::spawn(write_loop(
+            writer_end,
+            receiver,
+            Arc::clone(&backlog),
+            Arc::clone(&drained),
+        ));
+        let woken = drained.notified();
+        let mut sink = vec![0u8; 65536];
+        let mut read = 0;
+        let reading = async {
+            while read < chunks * chunk.len() {
+                read += reader_end.read(&mut sink).await.expect("read");
+            }
+        };
+        let (_, ()) = tokio::join!(reading, async {
+            tokio::time::timeout(Duration::from_secs(5), woken)
+                .await
+                .expect("woken once the backlog drains");
+        });
+        assert!(backlog.load(Ordering::Relaxed) < MAX_WRITE_BACKLOG);
+        drop(sender);
+        writer.await.expect("writer ends when the sender goes");
+    }
 }
