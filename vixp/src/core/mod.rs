@@ -192,6 +192,12 @@ impl Core {
         &self.drops
     }
 
+    /// Counts a drop the driver decided on (a frame from the TAP device that its offload
+    /// header made impossible to split, for instance).
+    pub fn count_drop(&mut self, reason: DropReason) {
+        self.drops.count(reason);
+    }
+
     /// Handshakes completed with any peer.
     pub fn handshakes(&self) -> u64 {
         self.handshakes

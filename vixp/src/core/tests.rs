@@ -622,3 +622,12 @@ fn a_handshake_flood_is_answered_with_cookies() {
     assert!(ping(&mut nodes, 0, 1).is_empty());
     assert_eq!(nodes[1].tap.len(), 1);
 }
+
+#[test]
+fn drops_the_driver_decides_on_are_counted_with_the_others() {
+    let mut nodes = fabric(&["alpha", "bravo"]);
+    nodes[0].core.count_drop(DropReason::Malformed);
+    nodes[0].core.count_drop(DropReason::Malformed);
+    assert_eq!(nodes[0].core.drops().of(DropReason::Malformed), 2);
+    assert_eq!(nodes[1].core.drops().of(DropReason::Malformed), 0);
+}

@@ -28,7 +28,7 @@ use tun_rs::SyncDevice;
 
 use crate::core::coalesce::Coalescer;
 use crate::core::offload::{VIRTIO_NET_HEADER, VirtioHeader, split};
-use crate::core::{Action, BUFFER_SIZE, Core};
+use crate::core::{Action, BUFFER_SIZE, Core, DropReason};
 
 /// Frames read from the TAP device before the datagrams they produced are sent.
 pub const TAP_BATCH: usize = 64;
@@ -310,6 +310,7 @@ fn outbound(
                     Ok(header) => (header, &mut bytes[VIRTIO_NET_HEADER..]),
                     Err(error) => {
                         tracing::debug!(%error, "frame from the TAP device dropped");
+                        lock(core).count_drop(DropReason::Malformed);
                         continue;
                     }
                 }
@@ -343,6 +344,7 @@ fn outbound(
             });
             if let Err(error) = split {
                 tracing::debug!(%error, "large segment from the TAP device dropped");
+                lock(core).count_drop(DropReason::Malformed);
             }
             if let Some(length) = answer {
                 write_frame(tap, offload, &mut reply, length);
