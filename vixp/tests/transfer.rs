@@ -13,9 +13,7 @@ use std::time::Duration;
 
 use nix::sched::{CloneFlags, setns};
 
-use common::{
-    FabricNode, Namespace, TempDir, connect, fabric_text, keygen, require_root, start_node_with,
-};
+use common::{Namespace, TwoSites, start_node_with};
 
 /// Bytes sent each way.
 const TRANSFER_BYTES: usize = 48 << 20;
@@ -129,24 +127,14 @@ fn tcp_payloads_cross_the_fabric_unchanged_both_ways_without_offloads() {
 
 /// Both transfers between two fresh nodes with TAP offloads on or off.
 fn payloads_cross_unchanged(offload: bool) {
-    require_root();
-    let directory = TempDir::new();
-    let node = |name, host| FabricNode {
-        name,
-        host,
-        public_key: keygen(&directory.join(&format!("{name}.key"))),
-    };
-    let rs = node("rs1", 1);
-    let alpha = node("alpha", 11);
-    let bravo = node("bravo", 12);
-    fs::write(
-        directory.join("fabric.yaml"),
-        fabric_text(&rs, &[&alpha, &bravo]),
-    )
-    .expect("fabric");
-    let a = Namespace::new();
-    let b = Namespace::new();
-    connect(&a, &alpha.underlay(), &b, &bravo.underlay());
+    let TwoSites {
+        directory,
+        rs: _,
+        alpha,
+        bravo,
+        a,
+        b,
+    } = TwoSites::new();
     let extra = format!("offload: {offload}\n");
     let alpha_node = start_node_with(&a, &directory, "alpha", &extra);
     let bravo_node = start_node_with(&b, &directory, "bravo", &extra);

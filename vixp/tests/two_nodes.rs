@@ -10,29 +10,22 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::{
-    FabricNode, Namespace, TempDir, connect, fabric_text, keygen, peer, require_root, start_node,
-    status, wait_for,
+    FabricNode, TempDir, TwoSites, fabric_text, keygen, peer, start_node, status, wait_for,
 };
 
 #[test]
 fn two_nodes_ping_across_the_fabric_and_apply_a_fabric_change_live() {
-    require_root();
-    let directory = TempDir::new();
-    let node = |name, host| FabricNode {
-        name,
-        host,
-        public_key: keygen(&directory.join(&format!("{name}.key"))),
-    };
-    let rs = node("rs1", 1);
-    let alpha = node("alpha", 11);
-    let bravo = node("bravo", 12);
-    let charlie = node("charlie", 13);
+    let TwoSites {
+        directory,
+        rs,
+        alpha,
+        bravo,
+        a,
+        b,
+    } = TwoSites::new();
+    let charlie = FabricNode::generate(&directory, "charlie", 13);
     let fabric = directory.join("fabric.yaml");
-    fs::write(&fabric, fabric_text(&rs, &[&alpha, &bravo])).expect("fabric");
 
-    let a = Namespace::new();
-    let b = Namespace::new();
-    connect(&a, &alpha.underlay(), &b, &bravo.underlay());
     let mut alpha_node = start_node(&a, &directory, "alpha");
     let mut bravo_node = start_node(&b, &directory, "bravo");
 

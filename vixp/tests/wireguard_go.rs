@@ -4,36 +4,21 @@
 
 mod common;
 
-use std::fs;
 use std::time::Duration;
 
-use common::{
-    FabricNode, Namespace, Process, TempDir, connect, fabric_text, keygen, peer, require_root,
-    start_node, status, wait_for,
-};
+use common::{Process, TwoSites, peer, start_node, status, wait_for};
 
 #[test]
 fn vixp_and_wireguard_go_handshake_and_ping_both_ways() {
-    require_root();
-    let directory = TempDir::new();
-    let node = |name, host| FabricNode {
-        name,
-        host,
-        public_key: keygen(&directory.join(&format!("{name}.key"))),
-    };
-    let rs = node("rs1", 1);
-    let alpha = node("alpha", 11);
     // Bravo runs wireguard-go with a key from `vixp keygen`.
-    let bravo = node("bravo", 12);
-    fs::write(
-        directory.join("fabric.yaml"),
-        fabric_text(&rs, &[&alpha, &bravo]),
-    )
-    .expect("fabric");
-
-    let a = Namespace::new();
-    let b = Namespace::new();
-    connect(&a, &alpha.underlay(), &b, &bravo.underlay());
+    let TwoSites {
+        directory,
+        rs: _,
+        alpha,
+        bravo,
+        a,
+        b,
+    } = TwoSites::new();
     let _alpha_node = start_node(&a, &directory, "alpha");
 
     let mut wireguard = b.command("wireguard-go");

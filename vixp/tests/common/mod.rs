@@ -186,6 +186,15 @@ pub struct FabricNode {
 }
 
 impl FabricNode {
+    /// A node whose key `vixp keygen` writes into `directory` as `NAME.key`.
+    pub fn generate(directory: &TempDir, name: &'static str, host: u8) -> FabricNode {
+        FabricNode {
+            name,
+            host,
+            public_key: keygen(&directory.join(&format!("{name}.key"))),
+        }
+    }
+
     /// Its IPv4 LAN address.
     pub fn ipv4(&self) -> String {
         format!("198.18.0.{}", self.host)
@@ -199,6 +208,52 @@ impl FabricNode {
     /// Its underlay address.
     pub fn underlay(&self) -> String {
         format!("198.18.1.{}", self.host)
+    }
+}
+
+/// The usual two-site test bed: route server `rs1` (not running) and members `alpha` and
+/// `bravo` in `fabric.yaml`, with alpha's namespace `a` and bravo's `b` joined by a veth on
+/// the underlay. Bind it with a pattern in this field order: bindings drop in reverse, so the
+/// namespaces go before the directory, and nodes started later go before both.
+pub struct TwoSites {
+    /// Keys, node files, fabric file and logs.
+    pub directory: TempDir,
+    /// The route server's node (keys and addresses only).
+    pub rs: FabricNode,
+    /// Member alpha.
+    pub alpha: FabricNode,
+    /// Member bravo.
+    pub bravo: FabricNode,
+    /// Alpha's namespace.
+    pub a: Namespace,
+    /// Bravo's namespace.
+    pub b: Namespace,
+}
+
+impl TwoSites {
+    /// Builds the test bed; needs root.
+    pub fn new() -> TwoSites {
+        require_root();
+        let directory = TempDir::new();
+        let rs = FabricNode::generate(&directory, "rs1", 1);
+        let alpha = FabricNode::generate(&directory, "alpha", 11);
+        let bravo = FabricNode::generate(&directory, "bravo", 12);
+        std::fs::write(
+            directory.join("fabric.yaml"),
+            fabric_text(&rs, &[&alpha, &bravo]),
+        )
+        .expect("fabric");
+        let a = Namespace::new();
+        let b = Namespace::new();
+        connect(&a, &alpha.underlay(), &b, &bravo.underlay());
+        TwoSites {
+            directory,
+            rs,
+            alpha,
+            bravo,
+            a,
+            b,
+        }
     }
 }
 
