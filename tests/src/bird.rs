@@ -88,8 +88,14 @@ impl BirdConfig {
                 for (global, one, two) in &announcement.large_communities {
                     let _ = writeln!(conf, "    bgp_large_community.add(({global},{one},{two}));");
                 }
+                for asn in announcement.foreign_path.iter().rev() {
+                    let _ = writeln!(conf, "    bgp_path.prepend({asn});");
+                }
                 for _ in 0..announcement.prepend {
                     let _ = writeln!(conf, "    bgp_path.prepend({});", self.asn);
+                }
+                if let Some(next_hop) = announcement.next_hop {
+                    let _ = writeln!(conf, "    bgp_next_hop = {next_hop};");
                 }
                 conf.push_str("    accept;\n  }\n");
             }

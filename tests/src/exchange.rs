@@ -433,7 +433,12 @@ impl Exchange {
 
     /// Our route server's `/metrics` text, fetched with curl inside its namespace.
     pub fn route_server_metrics(&self) -> Result<String, Error> {
-        let url = format!("http://{ROUTE_SERVER_HTTP}/metrics");
+        self.route_server_get("/metrics")
+    }
+
+    /// GETs `path` from our route server's HTTP listener (inside its namespace).
+    pub fn route_server_get(&self, path: &str) -> Result<String, Error> {
+        let url = format!("http://{ROUTE_SERVER_HTTP}{path}");
         self.route_server_host
             .netns()
             .run("curl", &["-sS", "--max-time", "5", &url])

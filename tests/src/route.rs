@@ -43,6 +43,12 @@ pub struct Announcement {
     pub large_communities: Vec<LargeCommunity>,
     /// How many extra times the member prepends its own ASN.
     pub prepend: usize,
+    /// ASNs put into the path behind the member's own ASN (BIRD members only): how a test
+    /// announces a transit-free or reserved ASN the route server must refuse.
+    pub foreign_path: Vec<u32>,
+    /// A NEXT_HOP other than the member's own address (BIRD members only), which the route
+    /// server must refuse.
+    pub next_hop: Option<std::net::IpAddr>,
 }
 
 impl Announcement {
@@ -54,6 +60,8 @@ impl Announcement {
             communities: Vec::new(),
             large_communities: Vec::new(),
             prepend: 0,
+            foreign_path: Vec::new(),
+            next_hop: None,
         }
     }
 
