@@ -128,8 +128,12 @@ pub enum Show {
         #[arg(long)]
         prefix: Option<String>,
         /// With --neighbor: the routes the import policy refused, with the reason.
-        #[arg(long, requires = "neighbor")]
+        #[arg(long, requires = "neighbor", conflicts_with = "not_exported")]
         filtered: bool,
+        /// With --neighbor: other members' routes the neighbor does not receive because their
+        /// senders' action communities withhold them, with the reason.
+        #[arg(long, requires = "neighbor")]
+        not_exported: bool,
     },
 }
 
@@ -302,6 +306,7 @@ fn show(
                 neighbor,
                 prefix,
                 filtered,
+                not_exported,
             } => {
                 let mut routes = Vec::new();
                 if let Some(prefix) = prefix {
@@ -316,7 +321,13 @@ fn show(
                     };
                     let mut found = false;
                     for id in ids {
-                        let kind = if *filtered { "filtered" } else { "received" };
+                        let kind = if *filtered {
+                            "filtered"
+                        } else if *not_exported {
+                            "not-exported"
+                        } else {
+                            "received"
+                        };
                         let path = format!("/api/v1/neighbors/{id}/routes/{kind}?page_size=10000");
                         let mut page = 0;
                         loop {
@@ -466,6 +477,9 @@ fn print_routes(routes: &[serde_json::Value]) -> anyhow::Result<()> {
             .and_then(|filtered| filtered.get("reason"))
         {
             communities.push(format!("FILTERED: {}", text(reason)));
+        }
+        if let Some(reason) = route.get("not_exported") {
+            communities.push(format!("NOT EXPORTED: {}", text(reason)));
         }
         writeln!(
             out,

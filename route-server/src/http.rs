@@ -33,6 +33,10 @@ pub async fn serve(listener: TcpListener, handles: Handles, mut shutdown: watch:
         .route("/api/v1/neighbors", get(neighbors))
         .route("/api/v1/neighbors/{id}/routes/received", get(received))
         .route("/api/v1/neighbors/{id}/routes/filtered", get(filtered))
+        .route(
+            "/api/v1/neighbors/{id}/routes/not-exported",
+            get(not_exported),
+        )
         .route("/api/v1/lookup/prefix", get(lookup))
         .with_state(Arc::new(handles));
     let _ = axum::serve(listener, app)
@@ -219,6 +223,14 @@ async fn filtered(
     neighbor_routes(&handles, &id, &page, RibQuery::FilteredFrom).await
 }
 
+async fn not_exported(
+    State(handles): State<Shared>,
+    Path(id): Path<String>,
+    Query(page): Query<Page>,
+) -> Response {
+    neighbor_routes(&handles, &id, &page, RibQuery::NotExportedTo).await
+}
+
 /// One page of a neighbor's routes, chosen by `query`.
 async fn neighbor_routes(
     handles: &Handles,
@@ -329,6 +341,9 @@ pub struct RouteJson {
     /// Why the import policy refused the route; absent for accepted routes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub filtered: Option<FilteredJson>,
+    /// Why the route is not exported to the neighbor asked about (not-exported listings).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_exported: Option<String>,
 }
 
 /// Why a route was filtered, in the forms members and tools know.
@@ -393,6 +408,7 @@ fn route_json(
                 large_community: [community.0, community.1, community.2],
             }
         }),
+        not_exported: route.withheld.clone(),
     }
 }
 

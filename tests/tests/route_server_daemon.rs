@@ -953,6 +953,33 @@ async fn an_action_community_keeps_a_route_from_one_member_only() {
         !bravo.routes.contains_key(&prefix("198.18.160.0/24")),
         "bravo never receives it"
     );
+
+    // Bravo can see what it does not get, and why.
+    let body = fixture
+        .http_get("/api/v1/neighbors/bravo.ipv4/routes/not-exported")
+        .expect("not-exported routes");
+    let value: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(value["routes"][0]["network"], "198.18.160.0/24", "{body}");
+    assert_eq!(value["routes"][0]["learnt_from"], "alpha", "{body}");
+    let reason = value["routes"][0]["not_exported"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(reason.contains("64500:0:64502"), "{reason}");
+    let charlie_view = fixture
+        .http_get("/api/v1/neighbors/charlie.ipv4/routes/not-exported")
+        .expect("not-exported routes");
+    assert!(charlie_view.contains("\"routes\":[]"), "{charlie_view}");
+    let api = format!("{}:{HTTP_PORT}", fixture.address(1));
+    let shown = cli(&[
+        "show",
+        "routes",
+        "--neighbor",
+        "bravo.ipv4",
+        "--not-exported",
+        "--api",
+        &api,
+    ]);
+    assert!(shown.contains("NOT EXPORTED: "), "{shown}");
 }
 
 #[tokio::test(flavor = "current_thread")]

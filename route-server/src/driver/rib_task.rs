@@ -98,6 +98,8 @@ pub enum RibQuery {
     RoutesFrom(PeerId),
     /// Routes from one neighbor refused by the import policy, with their reasons.
     FilteredFrom(PeerId),
+    /// Routes withheld from one neighbor by their senders' action communities.
+    NotExportedTo(PeerId),
     /// Paths for an exact prefix.
     RoutesFor(Prefix),
     /// Paths for the most specific prefix covering an address.
@@ -354,6 +356,7 @@ impl RibTask {
             }
             RibQuery::RoutesFrom(peer) => RibReply::Routes(self.rib.routes_from(peer)),
             RibQuery::FilteredFrom(peer) => RibReply::Routes(self.rib.filtered_from(peer)),
+            RibQuery::NotExportedTo(peer) => RibReply::Routes(self.rib.not_exported_to(peer)),
             RibQuery::RoutesFor(prefix) => RibReply::Routes(self.rib.routes_for(&prefix.trunc())),
             RibQuery::Lookup(address) => RibReply::Routes(
                 self.rib

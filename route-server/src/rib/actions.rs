@@ -77,6 +77,31 @@ pub fn allowed(attributes: &Attributes, rs: u32, client: u32) -> bool {
     !none || listed
 }
 
+/// Why the route is withheld from a client with ASN `client`, in plain words naming the
+/// community, or `None` when it may be announced to it.
+pub fn withheld_because(attributes: &Attributes, rs: u32, client: u32) -> Option<String> {
+    if allowed(attributes, rs, client) {
+        return None;
+    }
+    let short = |value: u32| value <= 0xffff;
+    if short(client) && attributes.communities.contains(&client) {
+        return Some(format!(
+            "the sender asked not to announce it to AS{client} (0:{client})"
+        ));
+    }
+    if attributes
+        .large_communities
+        .contains(&LargeCommunity(rs, DO_NOT_ANNOUNCE, client))
+    {
+        return Some(format!(
+            "the sender asked not to announce it to AS{client} ({rs}:0:{client})"
+        ));
+    }
+    Some(format!(
+        "the sender asked to announce it to no one but the peers it lists ({rs}:0:0 or 0:{rs}), and AS{client} is not among them"
+    ))
+}
+
 /// The attributes as exported to a client with ASN `client`: action communities removed,
 /// prepends and NO_EXPORT applied. Only call it when [`has_actions`] is true.
 pub fn export_view(attributes: &Attributes, rs: u32, client: u32) -> Attributes {
@@ -173,6 +198,17 @@ mod tests {
         let large = with(&[], &[(RS, 0, 0), (RS, 1, 64503)]);
         assert!(!allowed(&large, RS, 64502));
         assert!(allowed(&large, RS, 64503));
+    }
+
+    #[test]
+    fn the_reason_names_the_community() {
+        let large = with(&[], &[(RS, 0, 64502)]);
+        let reason = withheld_because(&large, RS, 64502).expect("withheld");
+        assert!(reason.contains("64500:0:64502"), "{reason}");
+        assert_eq!(withheld_because(&large, RS, 64503), None);
+        let none = with(&[RS], &[]);
+        let reason = withheld_because(&none, RS, 64503).expect("withheld");
+        assert!(reason.contains("no one"), "{reason}");
     }
 
     #[test]

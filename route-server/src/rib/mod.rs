@@ -142,6 +142,8 @@ pub struct RouteView {
     pub best: bool,
     /// Why the import policy refused it (`None`: accepted).
     pub filtered: Option<Reason>,
+    /// Why it is not exported to the neighbor asked about (only in not-exported listings).
+    pub withheld: Option<String>,
 }
 
 /// Totals for the whole RIB.
@@ -444,6 +446,42 @@ impl Rib {
                 attributes: Arc::clone(attributes),
                 best: false,
                 filtered: Some(reason.clone()),
+                withheld: None,
+            })
+            .collect();
+        routes.sort_by_key(|route| route.prefix);
+        routes
+    }
+
+    /// Accepted routes from other members that `peer` does not receive because their senders'
+    /// action communities withhold them, each with the reason, sorted by prefix.
+    pub fn not_exported_to(&self, peer: PeerId) -> Vec<RouteView> {
+        let Some(state) = self.peer(peer) else {
+            return Vec::new();
+        };
+        let rs = self.route_server_asn;
+        if rs == 0 {
+            return Vec::new();
+        }
+        let mut routes: Vec<RouteView> = self
+            .table
+            .iter()
+            .filter(|(prefix, _)| state.info.families.contains(&Family::of(prefix)))
+            .flat_map(|(prefix, paths)| {
+                paths.iter().enumerate().filter_map(move |(index, path)| {
+                    if path.member == state.member {
+                        return None;
+                    }
+                    let reason = actions::withheld_because(&path.attributes, rs, state.info.asn)?;
+                    Some(RouteView {
+                        prefix: *prefix,
+                        peer: path.peer,
+                        attributes: Arc::clone(&path.attributes),
+                        best: index == 0,
+                        filtered: None,
+                        withheld: Some(reason),
+                    })
+                })
             })
             .collect();
         routes.sort_by_key(|route| route.prefix);
@@ -626,6 +664,7 @@ impl Rib {
                         attributes: Arc::clone(&paths[index].attributes),
                         best: index == 0,
                         filtered: None,
+                        withheld: None,
                     })
             })
             .collect();
@@ -647,6 +686,7 @@ impl Rib {
                         attributes: Arc::clone(&path.attributes),
                         best: index == 0,
                         filtered: None,
+                        withheld: None,
                     })
                     .collect()
             })
