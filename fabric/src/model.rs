@@ -205,7 +205,7 @@ pub struct Irr {
     pub sources: Vec<String>,
 }
 
-/// Retention for [`Duration`] users: the hold time as a duration.
+/// Derived values of the BGP parameters.
 impl RouteServerBgp {
     /// The configured hold time as a [`Duration`].
     pub fn hold_duration(&self) -> Duration {
