@@ -167,7 +167,7 @@ async fn status(State(handles): State<Shared>) -> Response {
     axum::Json(json!({
         "api": {"version": "1"},
         "route_server": handles.route_server,
-        "exchange": handles.fabric.exchange.name,
+        "exchange": handles.fabric.borrow().exchange.name.clone(),
         "version": env!("CARGO_PKG_VERSION"),
         "server_time": unix_seconds(SystemTime::now()),
         "started": unix_seconds(handles.started),
@@ -283,6 +283,7 @@ async fn neighbor_routes(
 fn route_server_asn(handles: &Handles) -> vixp_fabric::Asn {
     handles
         .fabric
+        .borrow()
         .route_server(Some(&handles.route_server))
         .map_or(vixp_fabric::Asn(0), |route_server| route_server.asn)
 }

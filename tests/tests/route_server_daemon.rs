@@ -793,10 +793,12 @@ async fn a_policy_reload_applies_to_stored_routes_without_resetting_sessions() {
     let (mut alpha, mut bravo) = alpha_announces_to_bravo(&fixture).await;
     let original = fixture.fabric.clone();
     // IPv4 prefixes up to /23 only: alpha's /24s become "prefix too long" (Euro-IX code 1).
-    let tightened = original.replace(
-        "reject_private_asns: false}",
-        "reject_private_asns: false, prefix_length: {ipv4: [8, 23], ipv6: [12, 48]}}",
-    );
+    let tightened = original
+        .replace(
+            "reject_private_asns: false}",
+            "reject_private_asns: false, prefix_length: {ipv4: [8, 23], ipv6: [12, 48]}}",
+        )
+        .replace("name: DAEMON-TEST}", "name: DAEMON-TEST-RELOADED}");
     assert_ne!(tightened, original);
     fixture.reload(&tightened);
     let withdrawn = bravo
@@ -819,6 +821,11 @@ async fn a_policy_reload_applies_to_stored_routes_without_resetting_sessions() {
     assert_eq!(
         fixture.metric("route_server_fabric_reloads_total{result=\"applied\"}"),
         Some(1.0)
+    );
+    let status = fixture.http_get("/api/v1/status").expect("status");
+    assert!(
+        status.contains("\"exchange\":\"DAEMON-TEST-RELOADED\""),
+        "{status}"
     );
 
     // A broken file is refused; the running policy stays.

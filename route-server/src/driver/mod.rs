@@ -83,8 +83,8 @@ pub struct Handles {
     pub queries: mpsc::Sender<(RibQuery, tokio::sync::oneshot::Sender<RibReply>)>,
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
-    /// The fabric in force.
-    pub fabric: Arc<Fabric>,
+    /// The fabric in force (replaced when a reload is applied).
+    pub fabric: watch::Receiver<Arc<Fabric>>,
     /// Name of this route server.
     pub route_server: String,
     /// When the route server started.
@@ -291,12 +291,12 @@ pub async fn run(
     );
     let rib_handle = tokio::spawn(rib.run(rib_receiver, query_receiver));
 
-    let handles_fabric = Arc::clone(&fabric);
+    let (fabric_in_force, fabric_view) = watch::channel(Arc::clone(&fabric));
     let handles = Handles {
         status,
         queries: query_sender,
         metrics: Arc::clone(&metrics),
-        fabric,
+        fabric: fabric_view,
         route_server: route_server.name.clone(),
         started: SystemTime::now(),
     };
@@ -307,7 +307,7 @@ pub async fn run(
 
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("cannot listen for SIGHUP")?;
-    let mut current = Arc::clone(&handles_fabric);
+    let mut current = fabric;
     while !*shutdown.borrow() {
         tokio::select! {
             changed = shutdown.changed() => {
@@ -318,6 +318,7 @@ pub async fn run(
             _ = hangup.recv() => {
                 if let Some(fabric) = reload(&current, &route_server.name, &metrics) {
                     current = Arc::new(fabric);
+                    fabric_in_force.send_replace(Arc::clone(&current));
                     let _ = rib_reload.send(RibEvent::Reload(Arc::clone(&current))).await;
                 }
             }
