@@ -1,0 +1,270 @@
+//! The Prometheus files in `configs/prometheus/`: `promtool` accepts the scrape config (and the
+//! rule files it references) and the alert rules, and every metric name the rules use is
+//! exported by a running route server (`route_server_`, on loopback) or a running fabric node
+//! (`vixp_`, in a namespace this test creates). Owns the processes and the namespace it
+//! starts; must not send traffic anywhere but loopback and that namespace.
+
+use std::collections::BTreeSet;
+use std::io::{Read as _, Write as _};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use vixp_tests::exchange::ROUTE_SERVER_NAME;
+use vixp_tests::fabric_exchange::{FabricMember, fabric_yaml};
+use vixp_tests::vixp_node::keygen;
+use vixp_tests::{Netns, TempDir, VixpNode, binary_path, try_wait_until, workspace_root};
+
+/// How long a daemon may take to serve its first `/metrics`.
+const METRICS_TIMEOUT: Duration = Duration::from_secs(15);
+/// Where a node serves `/metrics` when its node file does not say (docs/node-reference.md);
+/// the node runs in its own namespace, so the port is free there.
+const NODE_METRICS: &str = "127.0.0.1:9180";
+/// Prefixes of the metric families the exchange exports.
+const PREFIXES: [&str; 2] = ["route_server_", "vixp_"];
+
+fn prometheus_dir() -> PathBuf {
+    workspace_root().join("configs").join("prometheus")
+}
+
+/// Runs `promtool args...` and returns its combined output; panics with it unless it succeeds.
+fn promtool(args: &[&str]) -> String {
+    let output = Command::new("promtool")
+        .args(args)
+        .output()
+        .expect("promtool runs (Debian package prometheus)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "promtool {args:?} failed:\n{text}");
+    text
+}
+
+/// Every identifier in `text` that starts with one of [`PREFIXES`] (at a word boundary) and is
+/// longer than it (a bare prefix, as in a comment, names no metric).
+fn metric_names(text: &str) -> BTreeSet<String> {
+    let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut names = BTreeSet::new();
+    let mut rest = text;
+    while let Some(start) = rest.find(|c: char| is_word(c)) {
+        let word_and_more = &rest[start..];
+        let end = word_and_more
+            .find(|c: char| !is_word(c))
+            .unwrap_or(word_and_more.len());
+        let word = &word_and_more[..end];
+        if PREFIXES
+            .iter()
+            .any(|prefix| word.len() > prefix.len() && word.starts_with(prefix))
+        {
+            names.insert(word.to_owned());
+        }
+        rest = &word_and_more[end..];
+    }
+    names
+}
+
+/// The sample names a Prometheus text exposition declares in its `# TYPE` lines (histograms
+/// and summaries also expose `_bucket`, `_sum` and `_count`).
+fn exported_names(exposition: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for line in exposition.lines() {
+        let Some(declaration) = line.strip_prefix("# TYPE ") else {
+            continue;
+        };
+        let mut fields = declaration.split_whitespace();
+        let (Some(name), Some(kind)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        names.insert(name.to_owned());
+        if matches!(kind, "histogram" | "summary" | "gaugehistogram") {
+            for suffix in ["_bucket", "_sum", "_count"] {
+                names.insert(format!("{name}{suffix}"));
+            }
+        }
+    }
+    names
+}
+
+/// The body of `GET http://address/metrics`, or `None` while nothing answers with 200.
+fn scrape(address: SocketAddr) -> Option<String> {
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_owned())
+}
+
+/// A loopback TCP port that was free a moment ago.
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("bind an ephemeral loopback port")
+}
+
+/// `route-server run` on loopback, killed by its PID when dropped.
+struct RouteServer {
+    child: Child,
+    http: SocketAddr,
+}
+
+impl RouteServer {
+    /// Starts the route server of `configs/fabric.yaml` passively on free loopback ports.
+    fn start() -> RouteServer {
+        let http = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
+        let fabric = workspace_root().join("configs").join("fabric.yaml");
+        let child = Command::new(binary_path("route-server"))
+            .arg("run")
+            .arg("-c")
+            .arg(&fabric)
+            .args(["--listen", "127.0.0.1", "--port"])
+            .arg(free_port().to_string())
+            .arg("--http")
+            .arg(http.to_string())
+            .arg("--passive")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start route-server (cargo build -p route-server first)");
+        RouteServer { child, http }
+    }
+}
+
+impl Drop for RouteServer {
+    fn drop(&mut self) {
+        // Child::kill signals exactly this PID.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The metrics exposition of a running route server.
+fn route_server_exposition() -> String {
+    let mut route_server = RouteServer::start();
+    let mut body = None;
+    let served = try_wait_until(METRICS_TIMEOUT, || {
+        body = scrape(route_server.http);
+        body.is_some() || !matches!(route_server.child.try_wait(), Ok(None))
+    });
+    assert!(
+        served,
+        "route server served no /metrics on {}",
+        route_server.http
+    );
+    body.unwrap_or_else(|| panic!("route server exited before serving /metrics"))
+}
+
+/// The metrics exposition of a running fabric node (`vixp up` as member alpha of a fabric of
+/// two, in a namespace of its own), fetched with curl inside that namespace.
+fn node_exposition() -> String {
+    let dir = TempDir::new("monitoring").expect("temp dir");
+    let netns = Netns::new().expect("network namespace");
+    let alpha = FabricMember::new("alpha", 64501, 11);
+    let route_server_key = keygen(dir.path(), ROUTE_SERVER_NAME).expect("route server key");
+    let alpha_key = keygen(dir.path(), &alpha.name).expect("alpha key");
+    dir.write(
+        "fabric.yaml",
+        &fabric_yaml(&route_server_key, &[(&alpha, alpha_key.as_str())]),
+    )
+    .expect("write fabric");
+    let mut node = VixpNode::start(&alpha.name, &netns, dir.path()).expect("start vixp node");
+    let url = format!("http://{NODE_METRICS}/metrics");
+    let mut body = None;
+    let served = try_wait_until(METRICS_TIMEOUT, || {
+        body = netns.run("curl", &["-sf", "--max-time", "5", &url]).ok();
+        body.is_some()
+    });
+    let log = node
+        .daemon()
+        .map(|daemon| daemon.log_tail(20))
+        .unwrap_or_default();
+    node.stop().expect("stop vixp node");
+    assert!(served, "node served no /metrics on {NODE_METRICS}\n{log}");
+    body.unwrap_or_default()
+}
+
+#[test]
+fn promtool_accepts_the_scrape_config_and_its_rule_files() {
+    let config = prometheus_dir().join("prometheus.yml");
+    let output = promtool(&["check", "config", &config.to_string_lossy()]);
+    assert!(output.contains("1 rule files found"), "{output}");
+}
+
+#[test]
+fn promtool_accepts_the_alert_rules() {
+    let rules = prometheus_dir().join("alerts.yml");
+    let output = promtool(&["check", "rules", &rules.to_string_lossy()]);
+    assert!(output.contains("SUCCESS: 5 rules found"), "{output}");
+}
+
+#[test]
+fn every_metric_in_the_alert_rules_is_exported_by_a_running_daemon() {
+    let rules_path = prometheus_dir().join("alerts.yml");
+    let rules = std::fs::read_to_string(&rules_path).expect("read alerts.yml");
+    let used = metric_names(&rules);
+    for expected in [
+        "route_server_session_up",
+        "route_server_session_established_timestamp_seconds",
+        "route_server_prefixes_received",
+        "route_server_max_prefix_limit",
+        "route_server_fabric_reload_success",
+        "vixp_latest_handshake_seconds",
+        "vixp_drops_total",
+    ] {
+        assert!(
+            used.contains(expected),
+            "alerts.yml no longer uses {expected}"
+        );
+    }
+
+    let mut exported = exported_names(&route_server_exposition());
+    assert!(
+        exported.contains("route_server_session_up"),
+        "route server exposition without route_server_session_up: {exported:?}"
+    );
+    let node = exported_names(&node_exposition());
+    assert!(
+        node.contains("vixp_drops_total"),
+        "node exposition without vixp_drops_total: {node:?}"
+    );
+    exported.extend(node);
+
+    let missing: Vec<&String> = used.difference(&exported).collect();
+    assert!(
+        missing.is_empty(),
+        "alerts.yml uses metrics no daemon exports: {missing:?}\nexported: {exported:?}"
+    );
+}
+
+#[test]
+fn metric_names_are_whole_prefixed_words() {
+    let names = metric_names(
+        "expr: rate(vixp_drops_total{reason!~\"b\"}[5m]) > 1 and my_vixp_x vixp_\n\
+         # route-server docs, route_server_session_up==0",
+    );
+    let expected: BTreeSet<String> = ["vixp_drops_total", "route_server_session_up"]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(names, expected);
+}
+
+#[test]
+fn exported_names_come_from_type_lines() {
+    let names = exported_names(
+        "# HELP a_total A.\n# TYPE a_total counter\na_total 1\n\
+         # TYPE lat histogram\nlat_bucket{le=\"1\"} 0\n",
+    );
+    let expected: BTreeSet<String> = ["a_total", "lat", "lat_bucket", "lat_count", "lat_sum"]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(names, expected);
+}
