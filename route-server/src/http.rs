@@ -38,6 +38,7 @@ pub async fn serve(listener: TcpListener, handles: Handles, mut shutdown: watch:
             get(not_exported),
         )
         .route("/api/v1/lookup/prefix", get(lookup))
+        .route("/ixf-member-export.json", get(ixf_member_export))
         .with_state(Arc::new(handles));
     let _ = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
@@ -278,6 +279,12 @@ async fn neighbor_routes(
         },
     }))
     .into_response()
+}
+
+/// The IX-F member export of the fabric now in force.
+async fn ixf_member_export(State(handles): State<Shared>) -> Response {
+    let fabric = Arc::clone(&handles.fabric.borrow());
+    axum::Json(crate::ixf::member_export(&fabric, SystemTime::now())).into_response()
 }
 
 fn route_server_asn(handles: &Handles) -> vixp_fabric::Asn {
