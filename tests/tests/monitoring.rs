@@ -1,5 +1,6 @@
 //! The Prometheus files in `configs/prometheus/`: `promtool` accepts the scrape config (and the
-//! rule files it references) and the alert rules, and every metric name the rules use is
+//! rule files it references) and the alert rules, `promtool test rules` shows each alert firing
+//! when it should and only then, and every metric name the rules use is
 //! exported by a running route server (`route_server_`, on loopback) or a running fabric node
 //! (`vixp_`, in a namespace this test creates). Owns the processes and the namespace it
 //! starts; must not send traffic anywhere but loopback and that namespace.
@@ -23,6 +24,66 @@ const METRICS_TIMEOUT: Duration = Duration::from_secs(15);
 const NODE_METRICS: &str = "127.0.0.1:9180";
 /// Prefixes of the metric families the exchange exports.
 const PREFIXES: [&str; 2] = ["route_server_", "vixp_"];
+
+/// `promtool test rules` cases for alerts.yml (its path is prepended): after 20 minutes exactly
+/// the five alerts meant to fire do (a session that was up, 95% of max-prefix, a rejected
+/// fabric, a 9-minute-old handshake, 20 spoofed drops/s); a session never established, exactly
+/// 90% of max-prefix, a fresh or absent handshake, broadcast drops and 1 drop/s do not; at 3
+/// minutes nothing fires yet because of each rule's `for`.
+const RULE_TESTS: &str = r#"evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'route_server_session_up{instance="rs",member="alpha",family="ipv4"}'
+        values: '1 0x30'
+      - series: 'route_server_session_established_timestamp_seconds{instance="rs",member="alpha",family="ipv4"}'
+        values: '30x30'
+      - series: 'route_server_session_up{instance="rs",member="bravo",family="ipv4"}'
+        values: '0x30'
+      - series: 'route_server_session_established_timestamp_seconds{instance="rs",member="bravo",family="ipv4"}'
+        values: '0x30'
+      - series: 'route_server_prefixes_received{instance="rs",member="alpha",family="ipv4"}'
+        values: '95x30'
+      - series: 'route_server_max_prefix_limit{instance="rs",member="alpha",family="ipv4"}'
+        values: '100x30'
+      - series: 'route_server_prefixes_received{instance="rs",member="bravo",family="ipv4"}'
+        values: '90x30'
+      - series: 'route_server_max_prefix_limit{instance="rs",member="bravo",family="ipv4"}'
+        values: '100x30'
+      - series: 'route_server_fabric_reload_success{instance="rs"}'
+        values: '1 1 1 0x30'
+      - series: 'route_server_fabric_reload_success{instance="rs2"}'
+        values: '1x30'
+      - series: 'vixp_latest_handshake_seconds{instance="n",member="alpha"}'
+        values: '60x30'
+      - series: 'vixp_latest_handshake_seconds{instance="n",member="bravo"}'
+        values: '0+60x30'
+      - series: 'vixp_latest_handshake_seconds{instance="n",member="charlie"}'
+        values: '0x30'
+      - series: 'vixp_drops_total{instance="n",reason="spoofed_source"}'
+        values: '0+1200x30'
+      - series: 'vixp_drops_total{instance="n",reason="broadcast"}'
+        values: '0+6000x30'
+      - series: 'vixp_drops_total{instance="n",reason="replayed"}'
+        values: '0+60x30'
+    promql_expr_test:
+      - expr: ALERTS{alertstate="firing"}
+        eval_time: 20m
+        exp_samples:
+          - labels: 'ALERTS{alertname="RouteServerSessionDown",alertstate="firing",severity="warning",instance="rs",member="alpha",family="ipv4"}'
+            value: 1
+          - labels: 'ALERTS{alertname="RouteServerMemberNearMaxPrefix",alertstate="firing",severity="warning",instance="rs",member="alpha",family="ipv4"}'
+            value: 1
+          - labels: 'ALERTS{alertname="RouteServerFabricRejected",alertstate="firing",severity="critical",instance="rs"}'
+            value: 1
+          - labels: 'ALERTS{alertname="VixpHandshakeStale",alertstate="firing",severity="warning",instance="n",member="alpha"}'
+            value: 1
+          - labels: 'ALERTS{alertname="VixpDropRateHigh",alertstate="firing",severity="warning",instance="n",reason="spoofed_source"}'
+            value: 1
+      - expr: ALERTS{alertstate="firing"}
+        eval_time: 3m
+        exp_samples: []
+"#;
 
 fn prometheus_dir() -> PathBuf {
     workspace_root().join("configs").join("prometheus")
@@ -202,6 +263,18 @@ fn promtool_accepts_the_alert_rules() {
     let rules = prometheus_dir().join("alerts.yml");
     let output = promtool(&["check", "rules", &rules.to_string_lossy()]);
     assert!(output.contains("SUCCESS: 5 rules found"), "{output}");
+}
+
+#[test]
+fn the_alerts_fire_when_they_should_and_only_then() {
+    let dir = TempDir::new("rule-tests").expect("temp dir");
+    let rules = prometheus_dir().join("alerts.yml");
+    let cases = format!("rule_files:\n  - {}\n{RULE_TESTS}", rules.to_string_lossy());
+    let path = dir
+        .write("alerts_test.yml", &cases)
+        .expect("write rule tests");
+    let output = promtool(&["test", "rules", &path.to_string_lossy()]);
+    assert!(output.contains("SUCCESS"), "{output}");
 }
 
 #[test]
