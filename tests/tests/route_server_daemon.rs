@@ -458,6 +458,10 @@ async fn routes_pass_unchanged_and_metrics_pass_promtool() {
     for series in [
         "route_server_session_up{member=\"alpha\",family=\"ipv4\"} 1",
         "route_server_session_up{member=\"charlie\",family=\"ipv4\"} 0",
+        // Counter families are listed from start-up, at zero for a member never seen.
+        "route_server_messages_received_total{member=\"charlie\",family=\"ipv4\",type=\"open\"} 0",
+        "route_server_session_established_total{member=\"charlie\",family=\"ipv4\"} 0",
+        "route_server_connections_refused_total{reason=\"unknown_address\"} 0",
         "route_server_messages_received_total{member=\"alpha\",family=\"ipv4\",type=\"update\"}",
         "route_server_messages_sent_total{member=\"bravo\",family=\"ipv4\",type=\"update\"}",
     ] {

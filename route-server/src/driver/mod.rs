@@ -264,6 +264,21 @@ pub async fn run(
     let rib_reload = rib_events.clone();
     drop(rib_events);
 
+    // Listed from start-up, so alerts on refusals work before the first one.
+    for reason in ["unknown_address", "neighbor_busy", "max_prefix_hold_off"] {
+        metrics
+            .connections_refused
+            .get_or_create(&crate::metrics::RefusedLabels {
+                reason: reason.to_string(),
+            })
+            .inc_by(0);
+    }
+    metrics
+        .fabric_reloads
+        .get_or_create(&crate::metrics::ReloadLabels {
+            result: "applied".to_string(),
+        })
+        .inc_by(0);
     let neighbor_addresses = neighbor_configs
         .iter()
         .map(|config| (config.address, config.id))

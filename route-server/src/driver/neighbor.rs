@@ -219,6 +219,7 @@ impl NeighborTask {
                 .session_established_timestamp
                 .get_or_create(&self.labels)
                 .set(0);
+            self.register_counters();
             loop {
                 if *self.channels.shutdown.borrow() {
                     self.shut_down().await;
@@ -828,6 +829,35 @@ impl NeighborTask {
                     .inc_by(current.attributes_discarded - previous.attributes_discarded);
             }
         }
+    }
+
+    /// Creates this session's counter series at zero, so every counter family is in `/metrics`
+    /// from start-up (dashboards and alerts can rely on them before the first event).
+    fn register_counters(&self) {
+        for kind in MESSAGE_KINDS {
+            let labels = self.message_labels(kind);
+            self.metrics
+                .messages_received
+                .get_or_create(&labels)
+                .inc_by(0);
+            self.metrics.messages_sent.get_or_create(&labels).inc_by(0);
+        }
+        self.metrics
+            .session_established
+            .get_or_create(&self.labels)
+            .inc_by(0);
+        self.metrics
+            .updates_treated_as_withdraw
+            .get_or_create(&self.labels)
+            .inc_by(0);
+        self.metrics
+            .attributes_discarded
+            .get_or_create(&self.labels)
+            .inc_by(0);
+        self.metrics
+            .max_prefix_exceeded
+            .get_or_create(&self.labels)
+            .inc_by(0);
     }
 
     fn message_labels(&self, kind: &str) -> MessageLabels {
