@@ -1,9 +1,12 @@
-//! The Prometheus files in `configs/prometheus/`: `promtool` accepts the scrape config (and the
-//! rule files it references) and the alert rules, `promtool test rules` shows each alert firing
-//! when it should and only then, and every metric name the rules use is
-//! exported by a running route server (`route_server_`, on loopback) or a running fabric node
-//! (`vixp_`, in a namespace this test creates). Owns the processes and the namespace it
-//! starts; must not send traffic anywhere but loopback and that namespace.
+//! The Prometheus files in `configs/prometheus/` and the Grafana dashboards in
+//! `configs/grafana/`: `promtool` accepts the scrape config (and the rule files it references),
+//! the alert rules and every dashboard query, `promtool test rules` shows each alert firing
+//! when it should and only then, each dashboard imports anywhere (title, uid, a Prometheus
+//! datasource variable, panels that use it with at least one query), and every metric name the
+//! rules and dashboards use is exported by a running route server (`route_server_`, on
+//! loopback) or a running fabric node (`vixp_`, in a namespace this test creates). Owns the
+//! processes and the namespace it starts; must not send traffic anywhere but loopback and that
+//! namespace.
 
 use std::collections::BTreeSet;
 use std::io::{Read as _, Write as _};
@@ -12,6 +15,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use serde_json::Value;
 use vixp_tests::exchange::ROUTE_SERVER_NAME;
 use vixp_tests::fabric_exchange::{FabricMember, fabric_yaml};
 use vixp_tests::vixp_node::keygen;
@@ -24,6 +28,25 @@ const METRICS_TIMEOUT: Duration = Duration::from_secs(15);
 const NODE_METRICS: &str = "127.0.0.1:9180";
 /// Prefixes of the metric families the exchange exports.
 const PREFIXES: [&str; 2] = ["route_server_", "vixp_"];
+/// The dashboards in `configs/grafana/`, by file name.
+const DASHBOARDS: [&str; 2] = ["exchange.json", "member.json"];
+/// The datasource variable every panel and query names, so a dashboard imports into any
+/// Grafana whatever its Prometheus datasource is called.
+const DATASOURCE_VARIABLE: &str = "DS_PROMETHEUS";
+/// Families a running route server lists in `/metrics` only once they have a series: the
+/// filtered-routes gauge is labelled by `reason`, so it is empty (and absent from the
+/// exposition) until the first route is refused. These must still be documented in the metrics
+/// table of docs/route-server.md.
+const EXPORTED_ONCE_USED: [&str; 1] = ["route_server_routes_filtered"];
+/// What a dashboard query's Grafana variables stand for when `promtool` parses it: `$member`
+/// one member name, the multi-value selectors "all", the rate window a typical one.
+const QUERY_VARIABLES: [(&str, &str); 5] = [
+    ("$__rate_interval", "5m"),
+    ("${member}", "alpha"),
+    ("$member", "alpha"),
+    ("$route_server", ".*"),
+    ("$node", ".*"),
+];
 
 /// `promtool test rules` cases for alerts.yml (its path is prepended): after 20 minutes exactly
 /// the five alerts meant to fire do (a session that was up, 95% of max-prefix, a rejected
@@ -87,6 +110,135 @@ tests:
 
 fn prometheus_dir() -> PathBuf {
     workspace_root().join("configs").join("prometheus")
+}
+
+/// A dashboard of `configs/grafana/`, parsed; panics unless it is JSON.
+fn dashboard(file: &str) -> Value {
+    let path = workspace_root().join("configs").join("grafana").join(file);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|error| panic!("read {}: {error}", path.display()));
+    serde_json::from_str(&text)
+        .unwrap_or_else(|error| panic!("{} is not valid JSON: {error}", path.display()))
+}
+
+/// Every `expr` string anywhere in `value` (panel queries and variable queries alike).
+fn expressions(value: &Value) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut pending = vec![value];
+    while let Some(value) = pending.pop() {
+        match value {
+            Value::Object(fields) => {
+                if let Some(Value::String(expr)) = fields.get("expr") {
+                    found.push(expr.clone());
+                }
+                pending.extend(fields.values());
+            }
+            Value::Array(items) => pending.extend(items),
+            _ => {}
+        }
+    }
+    found
+}
+
+/// `expr` with its Grafana variables replaced by [`QUERY_VARIABLES`]; `None` when a `$` is
+/// left, i.e. the query uses a variable this test does not know.
+fn plain_promql(expr: &str) -> Option<String> {
+    let plain = QUERY_VARIABLES
+        .iter()
+        .fold(expr.to_owned(), |text, (variable, value)| {
+            text.replace(variable, value)
+        });
+    (!plain.contains('$')).then_some(plain)
+}
+
+/// The names of the variables a dashboard defines, with their types.
+fn variables(dashboard: &Value) -> Vec<(String, String)> {
+    dashboard["templating"]["list"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|variable| {
+                    (
+                        variable["name"].as_str().unwrap_or_default().to_owned(),
+                        variable["type"].as_str().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The problems that would stop `dashboard` (file `file`) from importing anywhere and showing
+/// data: no title or uid, no datasource variable, a panel without the variable as its
+/// datasource, without a query, or with an empty query.
+fn dashboard_problems(file: &str, dashboard: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    for field in ["title", "uid"] {
+        if dashboard[field].as_str().is_none_or(str::is_empty) {
+            problems.push(format!("{file}: no {field}"));
+        }
+    }
+    if dashboard["schemaVersion"]
+        .as_u64()
+        .is_none_or(|version| version < 36)
+    {
+        problems.push(format!("{file}: schemaVersion below 36"));
+    }
+    let datasource_variable = (DATASOURCE_VARIABLE.to_owned(), "datasource".to_owned());
+    if !variables(dashboard).contains(&datasource_variable) {
+        problems.push(format!(
+            "{file}: no datasource variable {DATASOURCE_VARIABLE}"
+        ));
+    }
+    let expected_uid = format!("${{{DATASOURCE_VARIABLE}}}");
+    let uses_variable = |datasource: &Value| {
+        datasource["type"] == "prometheus" && datasource["uid"] == expected_uid.as_str()
+    };
+    let panels = dashboard["panels"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if panels.is_empty() {
+        problems.push(format!("{file}: no panels"));
+    }
+    let mut ids = BTreeSet::new();
+    for panel in panels {
+        let title = panel["title"].as_str().unwrap_or_default();
+        if title.is_empty() {
+            problems.push(format!("{file}: a panel without a title"));
+        }
+        if !panel["id"].as_u64().is_some_and(|id| ids.insert(id)) {
+            problems.push(format!(
+                "{file}: panel {title:?} has no id or a duplicate one"
+            ));
+        }
+        if !uses_variable(&panel["datasource"]) {
+            problems.push(format!(
+                "{file}: panel {title:?} does not use datasource {expected_uid}"
+            ));
+        }
+        let targets = panel["targets"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        if targets.is_empty() {
+            problems.push(format!("{file}: panel {title:?} has no target"));
+        }
+        for target in targets {
+            if target["expr"]
+                .as_str()
+                .is_none_or(|expr| expr.trim().is_empty())
+            {
+                problems.push(format!("{file}: panel {title:?} has a target without expr"));
+            }
+            if !uses_variable(&target["datasource"]) {
+                problems.push(format!(
+                    "{file}: a target of panel {title:?} does not use datasource {expected_uid}"
+                ));
+            }
+        }
+    }
+    problems
 }
 
 /// Runs `promtool args...` and returns its combined output; panics with it unless it succeeds.
@@ -278,10 +430,96 @@ fn the_alerts_fire_when_they_should_and_only_then() {
 }
 
 #[test]
-fn every_metric_in_the_alert_rules_is_exported_by_a_running_daemon() {
+fn the_dashboards_import_anywhere_and_every_panel_has_a_query() {
+    let mut uids = BTreeSet::new();
+    let mut problems = Vec::new();
+    for file in DASHBOARDS {
+        let dashboard = dashboard(file);
+        problems.extend(dashboard_problems(file, &dashboard));
+        let uid = dashboard["uid"].as_str().unwrap_or_default().to_owned();
+        assert!(uids.insert(uid.clone()), "uid {uid} used twice");
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+
+    let member = dashboard("member.json");
+    assert!(
+        variables(&member).contains(&("member".to_owned(), "query".to_owned())),
+        "member.json has no member variable"
+    );
+    let member_queries = expressions(&member["panels"]);
+    assert!(
+        member_queries
+            .iter()
+            .all(|expr| expr.contains("\"$member\"")),
+        "a member.json panel query is not about $member: {member_queries:#?}"
+    );
+}
+
+#[test]
+fn dashboard_problems_name_what_is_missing() {
+    let broken: Value = serde_json::from_str(
+        r#"{"title": "t", "schemaVersion": 39,
+            "templating": {"list": [{"name": "DS_PROMETHEUS", "type": "datasource"}]},
+            "panels": [
+              {"id": 1, "title": "ok", "datasource": {"type": "prometheus", "uid": "${DS_PROMETHEUS}"},
+               "targets": [{"expr": "up", "datasource": {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}}]},
+              {"id": 1, "title": "fixed source", "datasource": {"type": "prometheus", "uid": "abc"},
+               "targets": []}]}"#,
+    )
+    .expect("test JSON");
+    let problems = dashboard_problems("x.json", &broken);
+    assert_eq!(
+        problems,
+        [
+            "x.json: no uid",
+            "x.json: panel \"fixed source\" has no id or a duplicate one",
+            "x.json: panel \"fixed source\" does not use datasource ${DS_PROMETHEUS}",
+            "x.json: panel \"fixed source\" has no target",
+        ]
+    );
+}
+
+#[test]
+fn promtool_parses_every_dashboard_query() {
+    let mut rules = String::from("groups:\n  - name: dashboards\n    rules:\n");
+    let mut count = 0;
+    for file in DASHBOARDS {
+        for expr in expressions(&dashboard(file)) {
+            let plain = plain_promql(&expr)
+                .unwrap_or_else(|| panic!("{file}: unknown variable in {expr:?}"));
+            count += 1;
+            let quoted = serde_json::to_string(&plain).expect("quote a string");
+            rules.push_str(&format!(
+                "      - record: dashboard:query_{count}\n        expr: {quoted}\n"
+            ));
+        }
+    }
+    assert!(count >= 20, "only {count} dashboard queries found");
+    let dir = TempDir::new("dashboard-queries").expect("temp dir");
+    let path = dir
+        .write("dashboard_queries.yml", &rules)
+        .expect("write dashboard queries");
+    let output = promtool(&["check", "rules", &path.to_string_lossy()]);
+    assert!(
+        output.contains(&format!("SUCCESS: {count} rules found")),
+        "{output}"
+    );
+}
+
+#[test]
+fn plain_promql_replaces_known_variables_only() {
+    assert_eq!(
+        plain_promql("rate(x{member=\"$member\", i=~\"$node\"}[$__rate_interval])").as_deref(),
+        Some("rate(x{member=\"alpha\", i=~\".*\"}[5m])")
+    );
+    assert_eq!(plain_promql("x{a=\"$unknown\"}"), None);
+}
+
+#[test]
+fn every_metric_in_the_alert_rules_and_dashboards_is_exported_by_a_running_daemon() {
     let rules_path = prometheus_dir().join("alerts.yml");
     let rules = std::fs::read_to_string(&rules_path).expect("read alerts.yml");
-    let used = metric_names(&rules);
+    let mut used = metric_names(&rules);
     for expected in [
         "route_server_session_up",
         "route_server_session_established_timestamp_seconds",
@@ -296,6 +534,26 @@ fn every_metric_in_the_alert_rules_is_exported_by_a_running_daemon() {
             "alerts.yml no longer uses {expected}"
         );
     }
+    let in_dashboards: BTreeSet<String> = DASHBOARDS
+        .iter()
+        .flat_map(|file| expressions(&dashboard(file)))
+        .flat_map(|expr| metric_names(&expr))
+        .collect();
+    for expected in [
+        "route_server_prefixes_advertised",
+        "route_server_routes_filtered",
+        "route_server_max_prefix_limit",
+        "vixp_sent_bytes_total",
+        "vixp_received_bytes_total",
+        "vixp_latest_handshake_seconds",
+        "vixp_drops_total",
+    ] {
+        assert!(
+            in_dashboards.contains(expected),
+            "the dashboards no longer use {expected}"
+        );
+    }
+    used.extend(in_dashboards);
 
     let mut exported = exported_names(&route_server_exposition());
     assert!(
@@ -309,10 +567,22 @@ fn every_metric_in_the_alert_rules_is_exported_by_a_running_daemon() {
     );
     exported.extend(node);
 
+    let route_server_docs =
+        std::fs::read_to_string(workspace_root().join("docs").join("route-server.md"))
+            .expect("read docs/route-server.md");
+    for name in EXPORTED_ONCE_USED {
+        let short = name.trim_start_matches("route_server_");
+        assert!(
+            route_server_docs.contains(&format!("| `{short}` |")),
+            "{name} is not in the metrics table of docs/route-server.md"
+        );
+        exported.insert(name.to_owned());
+    }
+
     let missing: Vec<&String> = used.difference(&exported).collect();
     assert!(
         missing.is_empty(),
-        "alerts.yml uses metrics no daemon exports: {missing:?}\nexported: {exported:?}"
+        "alerts.yml or a dashboard uses metrics no daemon exports: {missing:?}\nexported: {exported:?}"
     );
 }
 
