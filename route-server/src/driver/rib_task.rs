@@ -148,6 +148,22 @@ impl RibTask {
         let generations = vec![None; neighbors.len()];
         let over_limit = vec![false; neighbors.len()];
         let policy_neighbors = policy_neighbors(&fabric, &neighbors);
+        // Every session and reason at zero from start-up, so the family is always listed.
+        let filtered_series: Vec<FilteredLabels> = neighbors
+            .iter()
+            .flat_map(|neighbor| {
+                crate::policy::Reason::LABELS
+                    .iter()
+                    .map(|reason| FilteredLabels {
+                        member: neighbor.name.clone(),
+                        family: neighbor.family.label().to_string(),
+                        reason: (*reason).to_string(),
+                    })
+            })
+            .collect();
+        for labels in &filtered_series {
+            metrics.routes_filtered.get_or_create(labels).set(0);
+        }
         let mut rib = Rib::new();
         rib.set_route_server_asn(route_server_asn);
         RibTask {
@@ -155,7 +171,7 @@ impl RibTask {
             neighbors,
             fabric,
             policy_neighbors,
-            filtered_series: Vec::new(),
+            filtered_series,
             exports,
             generations,
             resets,
