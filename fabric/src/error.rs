@@ -1,10 +1,13 @@
 //! Errors of the fabric file: what went wrong, where (file, line, field path) and what would be
-//! valid. Owns the one-line-per-problem message format; must not decide which rules apply.
+//! valid. The one-line-per-problem format itself is `crate::yaml::write_problem`; must not
+//! decide which rules apply.
 
 use std::fmt;
 use std::io;
 use std::net::IpAddr;
 use std::path::PathBuf;
+
+use crate::yaml::{Lines, write_problem};
 
 /// Why a fabric file could not be turned into a [`crate::Fabric`].
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +36,7 @@ pub enum FabricError {
     },
     /// The file was read but does not describe a valid exchange: every problem found, in file
     /// order, one per line.
-    #[error("{}", ProblemLines(problems))]
+    #[error("{}", Lines(problems))]
     Invalid {
         /// The problems, at least one.
         problems: Vec<Problem>,
@@ -47,21 +50,6 @@ impl FabricError {
             Self::Invalid { problems } => problems,
             Self::Read { .. } | Self::TooLarge { .. } => &[],
         }
-    }
-}
-
-/// Displays problems one per line.
-struct ProblemLines<'a>(&'a [Problem]);
-
-impl fmt::Display for ProblemLines<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (index, problem) in self.0.iter().enumerate() {
-            if index > 0 {
-                f.write_str("\n")?;
-            }
-            write!(f, "{problem}")?;
-        }
-        Ok(())
     }
 }
 
@@ -81,14 +69,7 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
-        if self.line > 0 {
-            write!(f, ":{}", self.line)?;
-        }
-        if !self.path.is_empty() {
-            write!(f, ": {}", self.path)?;
-        }
-        write!(f, ": {}", self.kind)
+        write_problem(f, &self.file, self.line, &self.path, &self.kind)
     }
 }
 

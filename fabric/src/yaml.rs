@@ -4,6 +4,7 @@
 //! file's fields.
 
 use std::fmt;
+use std::path::Path;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
@@ -102,5 +103,40 @@ impl<'de> Visitor<'de> for ScalarVisitor {
 
     fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Scalar, D::Error> {
         deserializer.deserialize_any(self)
+    }
+}
+
+/// Writes a configuration problem as operators read it everywhere in vixp:
+/// `FILE:LINE: field: message` (no `:LINE` when there is no line, no `field:` when the problem
+/// concerns the document as a whole).
+pub fn write_problem(
+    f: &mut fmt::Formatter<'_>,
+    file: &Path,
+    line: u64,
+    field: &str,
+    message: &dyn fmt::Display,
+) -> fmt::Result {
+    write!(f, "{}", file.display())?;
+    if line > 0 {
+        write!(f, ":{line}")?;
+    }
+    if !field.is_empty() {
+        write!(f, ": {field}")?;
+    }
+    write!(f, ": {message}")
+}
+
+/// Displays problems one per line.
+pub struct Lines<'a, T>(pub &'a [T]);
+
+impl<T: fmt::Display> fmt::Display for Lines<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, item) in self.0.iter().enumerate() {
+            if index > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{item}")?;
+        }
+        Ok(())
     }
 }

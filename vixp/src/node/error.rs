@@ -1,9 +1,12 @@
 //! Errors of the node file: what went wrong, where (file, line, field) and what would be valid.
-//! Owns the `FILE:LINE: field: problem; what is valid` format; must not decide which rules apply.
+//! The `FILE:LINE: field: problem` format is shared with the fabric file
+//! (`vixp_fabric::yaml::write_problem`); must not decide which rules apply.
 
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
+
+use vixp_fabric::yaml::{Lines, write_problem};
 
 use crate::keys::KeyError;
 
@@ -31,7 +34,7 @@ pub enum NodeError {
         limit: u64,
     },
     /// The file was read but is not valid: every problem found, one per line.
-    #[error("{}", ProblemLines(problems))]
+    #[error("{}", Lines(problems))]
     Invalid {
         /// The problems, at least one.
         problems: Vec<NodeProblem>,
@@ -45,21 +48,6 @@ impl NodeError {
             Self::Invalid { problems } => problems,
             Self::Read { .. } | Self::TooLarge { .. } => &[],
         }
-    }
-}
-
-/// Displays problems one per line.
-struct ProblemLines<'a>(&'a [NodeProblem]);
-
-impl fmt::Display for ProblemLines<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (index, problem) in self.0.iter().enumerate() {
-            if index > 0 {
-                f.write_str("\n")?;
-            }
-            write!(f, "{problem}")?;
-        }
-        Ok(())
     }
 }
 
@@ -78,14 +66,7 @@ pub struct NodeProblem {
 
 impl fmt::Display for NodeProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
-        if self.line > 0 {
-            write!(f, ":{}", self.line)?;
-        }
-        if !self.field.is_empty() {
-            write!(f, ": {}", self.field)?;
-        }
-        write!(f, ": {}", self.kind)
+        write_problem(f, &self.file, self.line, &self.field, &self.kind)
     }
 }
 
