@@ -4,7 +4,6 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
-use std::time::Duration;
 
 use ipnet::{Ipv4Net, Ipv6Net};
 
@@ -203,14 +202,6 @@ pub struct Irr {
     pub as_set: String,
     /// IRR sources to query, e.g. `RIPE`, `ARIN`; empty means the tool's default.
     pub sources: Vec<String>,
-}
-
-/// Derived values of the BGP parameters.
-impl RouteServerBgp {
-    /// The configured hold time as a [`Duration`].
-    pub fn hold_duration(&self) -> Duration {
-        Duration::from_secs(u64::from(self.hold_time))
-    }
 }
 
 impl Fabric {

@@ -595,14 +595,6 @@ impl Rib {
             .is_some_and(|state| !state.walk.is_empty() || state.cursor < self.log.end())
     }
 
-    /// Number of walk prefixes and log entries the client has not read yet.
-    pub fn pending(&self, peer: PeerId) -> usize {
-        self.peer(peer).map_or(0, |state| {
-            state.walk.len()
-                + usize::try_from(self.log.end().saturating_sub(state.cursor)).unwrap_or(usize::MAX)
-        })
-    }
-
     /// Clients that fell so far behind that their session must be reset (they get the full
     /// table when it comes back). Taking them clears the list.
     pub fn take_lagging(&mut self) -> Vec<PeerId> {
