@@ -65,6 +65,24 @@ fn rib_update(rib: &mut Rib, peer: PeerId, update: Update) -> usize {
     rib.update(peer, update, &|_, _| Verdict::Accept)
 }
 
+/// Bravo and charlie both announce 198.18.200.0/24; bravo's one-ASN path is the best,
+/// charlie's (two ASNs, the second `charlie_second_asn`) the second best.
+fn bravo_best_charlie_second(rib: &mut Rib, charlie_second_asn: u32) {
+    rib_update(
+        rib,
+        BRAVO,
+        announce(attributes(&[64502], 12, None), &["198.18.200.0/24"]),
+    );
+    rib_update(
+        rib,
+        CHARLIE,
+        announce(
+            attributes(&[64503, charlie_second_asn], 13, None),
+            &["198.18.200.0/24"],
+        ),
+    );
+}
+
 /// Drains everything pending for `peer`.
 fn drain(rib: &mut Rib, peer: PeerId) -> Export {
     let mut all = Export::default();
@@ -119,16 +137,7 @@ fn a_route_reaches_every_other_member_unchanged_and_never_its_originator() {
 #[test]
 fn the_originator_of_the_best_route_gets_the_second_best() {
     let mut rib = three_members();
-    rib_update(
-        &mut rib,
-        BRAVO,
-        announce(attributes(&[64502], 12, None), &["198.18.200.0/24"]),
-    );
-    rib_update(
-        &mut rib,
-        CHARLIE,
-        announce(attributes(&[64503, 64999], 13, None), &["198.18.200.0/24"]),
-    );
+    bravo_best_charlie_second(&mut rib, 64999);
     let to_alpha = drain(&mut rib, ALPHA);
     let to_bravo = drain(&mut rib, BRAVO);
     let to_charlie = drain(&mut rib, CHARLIE);
@@ -151,16 +160,7 @@ fn the_originator_of_the_best_route_gets_the_second_best() {
 #[test]
 fn a_withdrawal_falls_back_to_the_next_path_or_withdraws() {
     let mut rib = three_members();
-    rib_update(
-        &mut rib,
-        BRAVO,
-        announce(attributes(&[64502], 12, None), &["198.18.200.0/24"]),
-    );
-    rib_update(
-        &mut rib,
-        CHARLIE,
-        announce(attributes(&[64503, 1], 13, None), &["198.18.200.0/24"]),
-    );
+    bravo_best_charlie_second(&mut rib, 1);
     drain(&mut rib, ALPHA);
     drain(&mut rib, BRAVO);
     drain(&mut rib, CHARLIE);
@@ -447,16 +447,7 @@ fn reevaluation_applies_a_new_policy_to_stored_routes() {
 #[test]
 fn a_member_draining_with_graceful_shutdown_loses_its_best_paths() {
     let mut rib = three_members();
-    rib_update(
-        &mut rib,
-        BRAVO,
-        announce(attributes(&[64502], 12, None), &["198.18.200.0/24"]),
-    );
-    rib_update(
-        &mut rib,
-        CHARLIE,
-        announce(attributes(&[64503, 1], 13, None), &["198.18.200.0/24"]),
-    );
+    bravo_best_charlie_second(&mut rib, 1);
     drain(&mut rib, ALPHA);
     let mut draining = attributes(&[64502], 12, None);
     draining.communities.push(super::best::GRACEFUL_SHUTDOWN);
