@@ -15,9 +15,14 @@ pub mod error;
 pub mod model;
 mod parse;
 pub mod policy;
+pub mod rpki;
 pub mod yaml;
 
 pub use error::{FabricError, Problem, ProblemKind};
 pub use model::*;
 pub use parse::MAX_FABRIC_FILE_BYTES;
 pub use policy::*;
+pub use rpki::{
+    AspaAction, DEFAULT_RTR_EXPIRE_SECONDS, DEFAULT_RTR_PORT, DEFAULT_RTR_REFRESH_SECONDS,
+    DEFAULT_RTR_RETRY_SECONDS, InvalidAction, RpkiPolicy, RtrCache, RtrTimers,
+};

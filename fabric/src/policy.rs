@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use crate::model::{Asn, Lan};
+use crate::rpki::RpkiPolicy;
 
 /// Default shortest and longest IPv4 prefix accepted, as arouteserver and IXP Manager
 /// configure it.
@@ -141,6 +142,9 @@ pub struct Policy {
     /// What the route server does when a member announces more prefixes of a family than its
     /// `max_prefix` allows.
     pub max_prefix_action: MaxPrefixAction,
+    /// RPKI origin validation and ASPA verification (`policy.rpki`); `None`: not configured,
+    /// no RPKI step in the pipeline.
+    pub rpki: Option<RpkiPolicy>,
 }
 
 /// Default minutes a session stays down after exceeding its max-prefix limit with `restart`.
@@ -183,6 +187,7 @@ impl Default for Policy {
             allow_prefixes: Vec::new(),
             reject_private_asns: true,
             max_prefix_action: MaxPrefixAction::default(),
+            rpki: None,
         }
     }
 }

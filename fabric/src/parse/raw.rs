@@ -113,6 +113,7 @@ pub(crate) struct RawPolicy {
     pub reject_private_asns: Field,
     pub max_prefix_action: Field,
     pub max_prefix_restart_after: Field,
+    pub rpki: Option<Spanned<super::convert::RawRpki>>,
 }
 
 /// `policy.prefix_length:`, each family a `[min, max]` list.

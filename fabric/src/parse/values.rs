@@ -274,7 +274,7 @@ pub(crate) fn endpoint(scalar: &Scalar) -> Result<Endpoint, ProblemKind> {
 
 /// A DNS host name (RFC 1123 section 2.1) whose last label is not all digits, so that a
 /// mistyped IPv4 address such as `198.18.1.300` is not taken for a name (RFC 3696 section 2).
-fn is_host_name(host: &str) -> bool {
+pub(crate) fn is_host_name(host: &str) -> bool {
     let host = host.strip_suffix('.').unwrap_or(host);
     if host.is_empty() || host.len() > 253 {
         return false;

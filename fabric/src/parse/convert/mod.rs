@@ -5,6 +5,9 @@
 mod member;
 mod policy;
 mod route_server;
+mod rpki;
+
+pub(crate) use rpki::RawRpki;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

@@ -115,6 +115,8 @@ impl Converter<'_> {
                 minutes: restart_minutes,
             });
 
+        let rpki = raw.rpki.as_ref().map(|rpki| self.rpki(rpki));
+
         if self.problems.len() > problems_before {
             return None;
         }
@@ -129,6 +131,7 @@ impl Converter<'_> {
             allow_prefixes,
             reject_private_asns,
             max_prefix_action,
+            rpki,
         })
     }
 
