@@ -45,11 +45,14 @@ pub enum DropReason {
     Malformed,
     /// A frame or datagram larger than the node's buffers.
     TooLarge,
+    /// An IP packet larger than the tunnel MTU (answered with ICMP "fragmentation needed" or
+    /// ICMPv6 "packet too big" within a rate limit).
+    ExceedsMtu,
 }
 
 impl DropReason {
     /// Every reason, in the order status and metrics list them.
-    pub const ALL: [DropReason; 18] = [
+    pub const ALL: [DropReason; 19] = [
         DropReason::NotIp,
         DropReason::UnknownMac,
         DropReason::Broadcast,
@@ -68,6 +71,7 @@ impl DropReason {
         DropReason::NoSession,
         DropReason::Malformed,
         DropReason::TooLarge,
+        DropReason::ExceedsMtu,
     ];
 
     /// The name used in status output and in the `reason` label of `vixp_drops_total`.
@@ -91,6 +95,7 @@ impl DropReason {
             DropReason::NoSession => "no_session",
             DropReason::Malformed => "malformed",
             DropReason::TooLarge => "too_large",
+            DropReason::ExceedsMtu => "exceeds_mtu",
         }
     }
 

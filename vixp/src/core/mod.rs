@@ -18,6 +18,7 @@
 
 pub mod coalesce;
 mod counters;
+pub mod mtu;
 pub mod offload;
 mod packet;
 mod peers;
@@ -39,6 +40,7 @@ pub use counters::{DropCounters, DropReason};
 pub use packet::{ETHERNET_HEADER, Ethernet, IpHeader};
 pub use peers::{PeerConfig, PeerCounters, PeerSpec, mac_for_key};
 
+use mtu::{MssLimit, clamp_mss, is_tcp_syn, write_too_big};
 use packet::{
     Advertisement, Arp, BROADCAST_MAC, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6,
     ICMPV6_ND_TYPES, icmpv6_type, is_group_mac, neighbor_solicitation_target, write_arp_reply,
@@ -66,6 +68,12 @@ const MESSAGE_DATA: u8 = 4;
 /// Upper bound of [`Core::poll_transmit`] rounds after one datagram (boringtun queues at most
 /// 256 packets per peer).
 const MAX_FLUSH: u16 = 512;
+/// ICMP "packet too big" answers allowed per [`TIMER_TICK`] (100 per second), so that a host
+/// that ignores them cannot make the node flood the LAN.
+pub const TOO_BIG_PER_TICK: u32 = 25;
+/// Largest SYN segment copied to clamp its MSS on the way out (a SYN carries at most a few
+/// options, or TCP Fast Open data up to the MSS).
+const CLAMP_COPY: usize = 1536;
 /// Largest tunnel index boringtun can carry (`index << 8` must fit 32 bits).
 const MAX_TUNNEL_INDEX: u32 = (1 << 24) - 1;
 
@@ -149,6 +157,14 @@ pub struct Core {
     last_rate_reset: Option<Instant>,
     drops: DropCounters,
     handshakes: u64,
+    /// Largest IP packet a tunnel carries; larger ones are answered with ICMP.
+    mtu: Option<u16>,
+    /// MSS clamping of SYN segments in both directions.
+    mss: Option<MssLimit>,
+    /// ICMP "packet too big" answers left until the next tick.
+    too_big_budget: u32,
+    /// ICMP "packet too big" answers sent.
+    too_big_answers: u64,
 }
 
 impl Core {
@@ -177,9 +193,22 @@ impl Core {
             last_rate_reset: None,
             drops: DropCounters::default(),
             handshakes: 0,
+            mtu: None,
+            mss: None,
+            too_big_budget: TOO_BIG_PER_TICK,
+            too_big_answers: 0,
         };
         core.rebuild_tables();
         core
+    }
+
+    /// Sets the tunnel MTU (the largest IP packet a tunnel carries: larger ones are dropped and
+    /// answered with ICMP "fragmentation needed" or ICMPv6 "packet too big") and the MSS
+    /// clamping of TCP SYN segments in both directions (`None`: off). Without this call the
+    /// core forwards any size its buffers take and leaves SYNs alone.
+    pub fn set_mtu(&mut self, mtu: u16, mss: Option<MssLimit>) {
+        self.mtu = Some(mtu);
+        self.mss = mss;
     }
 
     /// This node's spec.
@@ -196,6 +225,11 @@ impl Core {
     /// header made impossible to split, for instance).
     pub fn count_drop(&mut self, reason: DropReason) {
         self.drops.count(reason);
+    }
+
+    /// ICMP "fragmentation needed" and ICMPv6 "packet too big" answers sent to the LAN.
+    pub fn too_big_answers(&self) -> u64 {
+        self.too_big_answers
     }
 
     /// Handshakes completed with any peer.
@@ -359,6 +393,25 @@ impl Core {
         let Some(endpoint) = peer.endpoint else {
             return self.drop_with(DropReason::NoEndpoint);
         };
+        if let Some(mtu) = self.mtu
+            && packet.len() > usize::from(mtu)
+        {
+            let source = match header {
+                IpHeader::V4 { .. } => peer.spec.ipv4.map(IpAddr::V4),
+                IpHeader::V6 { .. } => peer.spec.ipv6.map(IpAddr::V6),
+            };
+            return self.answer_too_big(&ethernet, packet, mtu, source, out);
+        }
+        let mut copy = [0u8; CLAMP_COPY];
+        let packet = match self.mss {
+            Some(limit) if packet.len() <= CLAMP_COPY && is_tcp_syn(packet) => {
+                let copy = &mut copy[..packet.len()];
+                copy.copy_from_slice(packet);
+                clamp_mss(copy, limit);
+                &*copy
+            }
+            _ => packet,
+        };
         peer.counters.sent_packets += 1;
         peer.counters.sent_bytes += packet.len() as u64;
         match peer.tunnel.encapsulate(packet, out) {
@@ -369,6 +422,30 @@ impl Core {
             TunnResult::Done => Action::Queued,
             TunnResult::Err(error) => self.drop_with(reason_for(&error)),
             TunnResult::WriteToTunnelV4(..) | TunnResult::WriteToTunnelV6(..) => Action::Done,
+        }
+    }
+
+    /// Drops `packet` (too large for the tunnel) and answers it with ICMP from `source`, within
+    /// the rate limit.
+    fn answer_too_big<'a>(
+        &mut self,
+        ethernet: &Ethernet,
+        packet: &[u8],
+        mtu: u16,
+        source: Option<IpAddr>,
+        out: &'a mut [u8],
+    ) -> Action<'a> {
+        self.drops.count(DropReason::ExceedsMtu);
+        if self.too_big_budget == 0 {
+            return Action::Dropped(DropReason::ExceedsMtu);
+        }
+        match source.and_then(|source| write_too_big(out, ethernet, packet, mtu, source)) {
+            Some(length) => {
+                self.too_big_budget -= 1;
+                self.too_big_answers += 1;
+                Action::Deliver(&out[..length])
+            }
+            None => Action::Dropped(DropReason::ExceedsMtu),
         }
     }
 
@@ -539,6 +616,11 @@ impl Core {
                 let Some(header) = IpHeader::parse(packet) else {
                     return self.drop_with(DropReason::Malformed);
                 };
+                if let Some(limit) = self.mss
+                    && let Some(packet) = out.get_mut(start..start + length)
+                {
+                    clamp_mss(packet, limit);
+                }
                 if let Some(peer) = self.peers.get_mut(&index) {
                     peer.counters.received_packets += 1;
                     peer.counters.received_bytes += length as u64;
@@ -645,6 +727,7 @@ impl Core {
             self.rate_limiter.reset_count();
             self.last_rate_reset = Some(now);
         }
+        self.too_big_budget = TOO_BIG_PER_TICK;
         if out.len() < 148 {
             return;
         }

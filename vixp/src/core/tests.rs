@@ -631,3 +631,157 @@ fn drops_the_driver_decides_on_are_counted_with_the_others() {
     assert_eq!(nodes[0].core.drops().of(DropReason::Malformed), 2);
     assert_eq!(nodes[1].core.drops().of(DropReason::Malformed), 0);
 }
+
+/// `ping_frame` grown to `length` bytes of IP packet, with DF as given; checksums are not
+/// looked at on the way out.
+fn large_frame(
+    nodes: &[Node],
+    from: usize,
+    to: usize,
+    length: usize,
+    dont_fragment: bool,
+) -> Vec<u8> {
+    let mut frame = lan_ping(nodes, from, to);
+    frame.resize(ETHERNET_HEADER + length, 0x5a);
+    frame[14 + 2..14 + 4].copy_from_slice(&(length as u16).to_be_bytes());
+    frame[14 + 6] = if dont_fragment { 0x40 } else { 0 };
+    frame
+}
+
+#[test]
+fn a_packet_larger_than_the_tunnel_mtu_is_answered_with_fragmentation_needed() {
+    let mut nodes = fabric(&["alpha", "bravo"]);
+    nodes[0].core.set_mtu(1420, None);
+    assert!(ping(&mut nodes, 0, 1).is_empty(), "session up");
+    let mut wire = Wire::new();
+    // Exactly the MTU passes.
+    let fits = large_frame(&nodes, 0, 1, 1420, true);
+    assert!(matches!(
+        frame_in(&mut nodes, 0, &fits, &mut wire),
+        Action::Transmit { .. }
+    ));
+    let too_big = large_frame(&nodes, 0, 1, 1421, true);
+    assert_eq!(
+        frame_in(&mut nodes, 0, &too_big, &mut wire),
+        Action::Deliver(&[])
+    );
+    assert_eq!(wire.len(), 1, "only the packet that fits left");
+    let answer = nodes[0].tap.last().expect("an ICMP answer on the TAP");
+    assert_eq!(answer[..6], nodes[0].spec.mac, "to the sender");
+    assert_eq!(
+        answer[6..12],
+        nodes[1].spec.mac,
+        "from the member it was for"
+    );
+    let ip = &answer[14..];
+    assert_eq!(ip[12..16], nodes[1].spec.ipv4.expect("ipv4").octets());
+    assert_eq!((ip[20], ip[21]), (3, 4));
+    assert_eq!(u16::from_be_bytes([ip[26], ip[27]]), 1420);
+    assert_eq!(nodes[0].core.drops().of(DropReason::ExceedsMtu), 1);
+    assert_eq!(nodes[0].core.too_big_answers(), 1);
+    // Without DF: dropped and counted, not answered.
+    let no_df = large_frame(&nodes, 0, 1, 1500, false);
+    assert_eq!(
+        frame_in(&mut nodes, 0, &no_df, &mut wire),
+        Action::Dropped(DropReason::ExceedsMtu)
+    );
+    assert_eq!(nodes[0].core.drops().of(DropReason::ExceedsMtu), 2);
+}
+
+#[test]
+fn packet_too_big_answers_are_rate_limited_per_tick() {
+    let mut nodes = fabric(&["alpha", "bravo"]);
+    nodes[0].core.set_mtu(1420, None);
+    assert!(ping(&mut nodes, 0, 1).is_empty());
+    let too_big = large_frame(&nodes, 0, 1, 1500, true);
+    let mut wire = Wire::new();
+    let mut answered = 0;
+    for _ in 0..100 {
+        if frame_in(&mut nodes, 0, &too_big, &mut wire) == Action::Deliver(&[]) {
+            answered += 1;
+        }
+    }
+    assert_eq!(answered, TOO_BIG_PER_TICK);
+    assert_eq!(nodes[0].core.drops().of(DropReason::ExceedsMtu), 100);
+    assert!(wire.is_empty(), "nothing too big crossed the fabric");
+    let mut out = vec![0u8; BUFFER_SIZE];
+    nodes[0]
+        .core
+        .handle_tick(Instant::now(), &mut out, |_, _| {});
+    assert_eq!(
+        frame_in(&mut nodes, 0, &too_big, &mut wire),
+        Action::Deliver(&[])
+    );
+}
+
+/// A TCP SYN from node `from` to node `to` announcing MSS 8960, checksum complete.
+fn syn_frame(nodes: &[Node], from: usize, to: usize) -> Vec<u8> {
+    let mut frame = lan_ping(nodes, from, to);
+    frame.truncate(14 + 20);
+    frame[14 + 9] = 6;
+    frame[14 + 2..14 + 4].copy_from_slice(&44u16.to_be_bytes());
+    // Ports, sequence, acknowledgement, data offset 6 words, SYN, window, checksum, urgent,
+    // MSS option.
+    frame.extend_from_slice(&[
+        0xc3, 0x50, 0, 179, 0, 0, 0, 1, 0, 0, 0, 0, 0x60, 0x02, 0xff, 0xff,
+    ]);
+    frame.extend_from_slice(&[0, 0, 0, 0, 2, 4, 0x23, 0x00]);
+    let sum = tcp_sum(&frame[14..]);
+    frame[14 + 36..14 + 38].copy_from_slice(&(!sum).to_be_bytes());
+    frame
+}
+
+/// The folded one's complement sum of an IPv4 TCP segment with its pseudo-header; 0xffff
+/// when its checksum verifies.
+fn tcp_sum(packet: &[u8]) -> u16 {
+    let mut bytes = packet[12..20].to_vec();
+    bytes.extend_from_slice(&[0, 6]);
+    bytes.extend_from_slice(&((packet.len() - 20) as u16).to_be_bytes());
+    bytes.extend_from_slice(&packet[20..]);
+    let mut sum: u32 = 0;
+    for pair in bytes.chunks(2) {
+        sum += u32::from(pair[0]) << 8 | u32::from(*pair.get(1).unwrap_or(&0));
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
+}
+
+#[test]
+fn syn_mss_is_clamped_in_both_directions_with_valid_checksums() {
+    // Clamping on the sender only: the SYN leaves clamped.
+    let mut nodes = fabric(&["alpha", "bravo"]);
+    nodes[0]
+        .core
+        .set_mtu(1420, Some(mtu::MssLimit::for_mtu(1420)));
+    assert!(ping(&mut nodes, 0, 1).is_empty());
+    let syn = syn_frame(&nodes, 0, 1);
+    assert_eq!(tcp_sum(&syn[14..]), 0xffff);
+    let mut wire = Wire::new();
+    frame_in(&mut nodes, 0, &syn, &mut wire);
+    assert!(run(&mut nodes, &mut wire).is_empty());
+    let arrived = nodes[1].tap.last().expect("delivered");
+    assert_eq!(
+        u16::from_be_bytes([arrived[14 + 42], arrived[14 + 43]]),
+        1380
+    );
+    assert_eq!(tcp_sum(&arrived[14..]), 0xffff, "checksum still verifies");
+    // Clamping on the receiver only: the SYN arriving from the fabric is clamped.
+    let mut nodes = fabric(&["alpha", "bravo"]);
+    nodes[1]
+        .core
+        .set_mtu(1420, Some(mtu::MssLimit::fixed(1200)));
+    assert!(ping(&mut nodes, 0, 1).is_empty());
+    let syn = syn_frame(&nodes, 0, 1);
+    frame_in(&mut nodes, 0, &syn, &mut wire);
+    assert!(run(&mut nodes, &mut wire).is_empty());
+    let arrived = nodes[1].tap.last().expect("delivered");
+    assert_eq!(
+        u16::from_be_bytes([arrived[14 + 42], arrived[14 + 43]]),
+        1200
+    );
+    assert_eq!(tcp_sum(&arrived[14..]), 0xffff);
+    // The rest of the segment is untouched.
+    assert_eq!(arrived[14 + 20..14 + 36], syn[14 + 20..14 + 36]);
+}

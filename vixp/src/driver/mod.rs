@@ -72,6 +72,7 @@ pub async fn up(config: &Path) -> anyhow::Result<()> {
         Some(fabric.lan.ipv4.broadcast()),
         node.persistent_keepalive,
     );
+    core.set_mtu(node.mtu, node.mss_clamp.limit(node.mtu));
     core.apply_peers(own.clone(), resolve_endpoints(&peers).await);
     let core: SharedCore = Arc::new(Mutex::new(core));
 

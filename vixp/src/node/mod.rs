@@ -18,6 +18,7 @@ use vixp_fabric::{Endpoint, Fabric, FabricError, PublicKey};
 pub use error::{NodeError, NodeProblem, NodeProblemKind};
 use raw::{Field, RawNode, Scalar};
 
+use crate::core::mtu::MssLimit;
 use crate::core::{PeerSpec, mac_for_key};
 use crate::keys::{PrivateKey, encode_key};
 
@@ -40,11 +41,19 @@ pub const DEFAULT_LISTEN_PORT: u16 = vixp_fabric::DEFAULT_WIREGUARD_PORT;
 pub const MAX_NODE_FILE_BYTES: u64 = 64 * 1024;
 /// TAP offloads (virtio-net header, TSO, receive coalescing) unless the node file says no.
 pub const DEFAULT_OFFLOAD: bool = true;
+/// MSS clamping when `mss_clamp` is not set: off, packets cross the LAN unchanged.
+pub const DEFAULT_MSS_CLAMP: MssClamp = MssClamp::Off;
+/// Smallest MSS `mss_clamp` accepts (the IPv4 default MSS, RFC 9293 section 3.7.1).
+pub const MIN_MSS: u16 = 536;
+/// Largest MSS `mss_clamp` accepts (65535 minus the IPv4 and TCP headers).
+pub const MAX_MSS: u16 = 65_495;
+/// Most forwarding workers `workers` accepts.
+pub const MAX_WORKERS: u16 = 64;
 /// Longest Linux interface name (IFNAMSIZ minus the terminating zero).
 const MAX_INTERFACE_NAME: usize = 15;
 
 /// The fields node.yaml may hold, in documentation order.
-const FIELDS: [&str; 10] = [
+const FIELDS: [&str; 12] = [
     "member",
     "private_key_file",
     "fabric",
@@ -55,6 +64,8 @@ const FIELDS: [&str; 10] = [
     "control_socket",
     "persistent_keepalive",
     "offload",
+    "mss_clamp",
+    "workers",
 ];
 
 /// A parsed node file: every value valid on its own. Paths are absolute or relative to the
@@ -85,8 +96,35 @@ pub struct NodeFile {
     /// TAP offloads: the kernel hands over large TCP segments and takes coalesced ones
     /// ([`DEFAULT_OFFLOAD`] when not set).
     pub offload: bool,
+    /// MSS clamping of TCP SYN segments crossing the LAN, both directions
+    /// ([`DEFAULT_MSS_CLAMP`] when not set).
+    pub mss_clamp: MssClamp,
+    /// Forwarding workers; `None` (`auto`, the default): one per core.
+    pub workers: Option<u16>,
     /// Line of each field in the file, for messages about values checked later.
     lines: FieldLines,
+}
+
+/// How the node clamps the MSS option of TCP SYN segments on the LAN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MssClamp {
+    /// Segments pass unchanged.
+    Off,
+    /// To what fits the tunnel MTU: MTU - 40 for IPv4, MTU - 60 for IPv6.
+    Auto,
+    /// To this MSS, both families.
+    Fixed(u16),
+}
+
+impl MssClamp {
+    /// The limits for a tunnel of `mtu`, `None` when off.
+    pub fn limit(self, mtu: u16) -> Option<MssLimit> {
+        match self {
+            MssClamp::Off => None,
+            MssClamp::Auto => Some(MssLimit::for_mtu(mtu)),
+            MssClamp::Fixed(mss) => Some(MssLimit::fixed(mss)),
+        }
+    }
 }
 
 /// Lines of the fields checked against the fabric and the key file.
@@ -503,6 +541,25 @@ impl<'a> Converter<'a> {
         }
     }
 
+    /// One of `words` or an integer within `range`.
+    fn word_or_integer(
+        &mut self,
+        field: &Field,
+        name: &str,
+        words: &[&'static str],
+        range: std::ops::RangeInclusive<i128>,
+        valid: &'static str,
+    ) -> Option<WordOrInteger> {
+        let value = Self::present(field)?;
+        if let Scalar::Text(text) = &value.value
+            && let Some(word) = words.iter().find(|word| **word == text.trim())
+        {
+            return Some(WordOrInteger::Word(word));
+        }
+        self.integer(field, name, range, valid)
+            .map(WordOrInteger::Integer)
+    }
+
     /// An optional `true` or `false`.
     fn boolean(&mut self, field: &Field, name: &str) -> Option<bool> {
         let value = Self::present(field)?;
@@ -631,6 +688,29 @@ impl<'a> Converter<'a> {
         let offload = self
             .boolean(&raw.offload, "offload")
             .unwrap_or(DEFAULT_OFFLOAD);
+        let mss_clamp = match self.word_or_integer(
+            &raw.mss_clamp,
+            "mss_clamp",
+            &["auto", "off"],
+            i128::from(MIN_MSS)..=i128::from(MAX_MSS),
+            "auto, off or an MSS of 536-65495 bytes",
+        ) {
+            Some(WordOrInteger::Word("auto")) => MssClamp::Auto,
+            Some(WordOrInteger::Integer(mss)) => {
+                u16::try_from(mss).map_or(DEFAULT_MSS_CLAMP, MssClamp::Fixed)
+            }
+            Some(WordOrInteger::Word(_)) | None => DEFAULT_MSS_CLAMP,
+        };
+        let workers = match self.word_or_integer(
+            &raw.workers,
+            "workers",
+            &["auto"],
+            1..=i128::from(MAX_WORKERS),
+            "auto (one per core) or 1-64 forwarding workers",
+        ) {
+            Some(WordOrInteger::Integer(count)) => u16::try_from(count).ok(),
+            Some(WordOrInteger::Word(_)) | None => None,
+        };
         if !self.problems.is_empty() {
             self.problems.sort_by_key(|problem| problem.line);
             return Err(NodeError::Invalid {
@@ -651,6 +731,8 @@ impl<'a> Converter<'a> {
                     control_socket,
                     persistent_keepalive,
                     offload,
+                    mss_clamp,
+                    workers,
                     lines: FieldLines {
                         member: line(&raw.member),
                         private_key_file: line(&raw.private_key_file),
@@ -662,6 +744,14 @@ impl<'a> Converter<'a> {
             }),
         }
     }
+}
+
+/// A value that is a keyword or a number (`mss_clamp`, `workers`).
+enum WordOrInteger {
+    /// One of the keywords allowed.
+    Word(&'static str),
+    /// A number within range.
+    Integer(i128),
 }
 
 /// Whether Linux accepts `name` as an interface name (`dev_valid_name`).
@@ -704,13 +794,16 @@ mod tests {
         assert_eq!(node.control_socket, PathBuf::from("/run/vixp/vixp0.sock"));
         assert_eq!(node.persistent_keepalive, None);
         assert!(node.offload);
+        assert_eq!(node.mss_clamp, MssClamp::Off);
+        assert_eq!(node.workers, None);
     }
 
     #[test]
     fn every_field_can_be_set() {
         let text = format!(
             "{MINIMAL}interface: ix1\nmtu: 1380\nlisten_port: 51999\nmetrics: \"[::1]:9999\"\n\
-             control_socket: /tmp/x.sock\npersistent_keepalive: 25\noffload: false\n"
+             control_socket: /tmp/x.sock\npersistent_keepalive: 25\noffload: false\n\
+             mss_clamp: 1300\nworkers: 3\n"
         );
         let node = NodeFile::parse(&text, Path::new("n.yaml")).expect("valid");
         assert_eq!(node.interface, "ix1");
@@ -720,10 +813,41 @@ mod tests {
         assert_eq!(node.control_socket, PathBuf::from("/tmp/x.sock"));
         assert_eq!(node.persistent_keepalive, Some(25));
         assert!(!node.offload);
+        assert_eq!(node.mss_clamp, MssClamp::Fixed(1300));
+        assert_eq!(node.workers, Some(3));
         let found = messages(&format!("{MINIMAL}offload: 1\n"));
         assert_eq!(
             found,
             ["/etc/vixp/node.yaml:4: offload: expected true or false, found 1"]
+        );
+    }
+
+    #[test]
+    fn mss_clamp_and_workers_take_keywords_or_numbers() {
+        let node = NodeFile::parse(
+            &format!("{MINIMAL}mss_clamp: auto\nworkers: auto\n"),
+            Path::new("n.yaml"),
+        )
+        .expect("valid");
+        assert_eq!(node.mss_clamp, MssClamp::Auto);
+        assert_eq!(node.workers, None);
+        assert_eq!(
+            node.mss_clamp.limit(1420),
+            Some(MssLimit {
+                ipv4: 1380,
+                ipv6: 1360
+            })
+        );
+        assert_eq!(MssClamp::Off.limit(1420), None);
+        let found = messages(&format!("{MINIMAL}mss_clamp: 100\nworkers: many\n"));
+        assert_eq!(
+            found,
+            [
+                "/etc/vixp/node.yaml:4: mss_clamp: 100 is out of range; use auto, off or an MSS \
+                 of 536-65495 bytes",
+                "/etc/vixp/node.yaml:5: workers: expected auto (one per core) or 1-64 forwarding \
+                 workers, found \"many\""
+            ]
         );
     }
 
@@ -735,7 +859,7 @@ mod tests {
             [
                 "/etc/vixp/node.yaml:4: colour: unknown field; valid fields: member, \
                  private_key_file, fabric, interface, mtu, listen_port, metrics, control_socket, \
-                 persistent_keepalive, offload"
+                 persistent_keepalive, offload, mss_clamp, workers"
             ]
         );
     }

@@ -20,6 +20,8 @@ pub(crate) struct RawNode {
     pub control_socket: Field,
     pub persistent_keepalive: Field,
     pub offload: Field,
+    pub mss_clamp: Field,
+    pub workers: Field,
 }
 
 #[cfg(test)]
