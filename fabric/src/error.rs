@@ -224,6 +224,15 @@ pub enum ProblemKind {
         /// What to put in it.
         hint: &'static str,
     },
+    /// An IRR prefix entry that is not `PREFIX`, `PREFIX le N` or `PREFIX ge N le M`.
+    InvalidPrefixRange {
+        /// The value found.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An `irr:` block with nothing in it.
+    EmptyIrr,
 }
 
 impl fmt::Display for ProblemKind {
@@ -322,6 +331,12 @@ impl fmt::Display for ProblemKind {
                 "minimum {min} is above maximum {max}; write [min, max] with min <= max"
             ),
             Self::EmptyList { hint } => write!(f, "is empty; {hint}"),
+            Self::InvalidPrefixRange { value, reason } => {
+                write!(f, "{value:?} is not an IRR prefix entry: {reason}")
+            }
+            Self::EmptyIrr => f.write_str(
+                "gives no IRR data; set as_set, prefixes_file, asns_file, prefixes or origins",
+            ),
         }
     }
 }

@@ -12,6 +12,7 @@
 //! ```
 
 pub mod error;
+pub mod irr;
 pub mod model;
 mod parse;
 pub mod policy;
@@ -19,6 +20,7 @@ pub mod rpki;
 pub mod yaml;
 
 pub use error::{FabricError, Problem, ProblemKind};
+pub use irr::{AsnSet, IrrData, PrefixRange, PrefixSet};
 pub use model::*;
 pub use parse::MAX_FABRIC_FILE_BYTES;
 pub use policy::*;

@@ -4,9 +4,11 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use ipnet::{Ipv4Net, Ipv6Net};
 
+use crate::irr::{IrrData, PrefixRange};
 use crate::policy::Policy;
 
 /// Default BGP port a route server listens on (RFC 4271 section 8.2.1).
@@ -172,6 +174,8 @@ pub struct Member {
     pub max_prefix: MaxPrefix,
     /// IRR data source for this member, if any.
     pub irr: Option<Irr>,
+    /// Whether the member may announce BLACKHOLE (RFC 7999) routes for its own space.
+    pub blackhole: bool,
     /// Contact of the member's NOC (e-mail address or URL), if given.
     pub contact: Option<String>,
 }
@@ -195,13 +199,44 @@ pub struct MaxPrefix {
     pub ipv6: u32,
 }
 
-/// Where a member's IRR data comes from.
+/// Where a member's IRR data comes from: an AS-SET to query, files of bgpq4 output, inline
+/// lists, or several of them (the lists are merged).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Irr {
-    /// AS-SET (or single `ASxxx`) that describes what the member may announce, e.g. `AS-EXAMPLE`.
-    pub as_set: String,
+    /// AS-SET (or single `ASxxx`) that describes what the member may announce, e.g.
+    /// `AS-EXAMPLE`; what `route-server irr refresh` queries.
+    pub as_set: Option<String>,
     /// IRR sources to query, e.g. `RIPE`, `ARIN`; empty means the tool's default.
     pub sources: Vec<String>,
+    /// File of `bgpq4 -j` prefix lists (IPv4 and IPv6), resolved against the fabric file's
+    /// directory.
+    pub prefixes_file: Option<PathBuf>,
+    /// File of a `bgpq4 -j -t` origin ASN list, resolved against the fabric file's directory.
+    pub asns_file: Option<PathBuf>,
+    /// Prefixes listed in the fabric file.
+    pub prefixes: Vec<PrefixRange>,
+    /// Origin ASNs listed in the fabric file.
+    pub origins: Vec<Asn>,
+    /// The merged lists. The parser fills it when the member has no files; with files it is
+    /// `None` until the route server reads them (its `irr::load`).
+    pub data: Option<Arc<IrrData>>,
+}
+
+impl Irr {
+    /// Whether the member's data needs files read before it is complete.
+    pub fn has_files(&self) -> bool {
+        self.prefixes_file.is_some() || self.asns_file.is_some()
+    }
+
+    /// The lists given inline, as [`IrrData`]: a list absent inline is `None`.
+    pub fn inline_data(&self) -> IrrData {
+        IrrData {
+            prefixes: (!self.prefixes.is_empty())
+                .then(|| crate::irr::PrefixSet::new(self.prefixes.iter().copied())),
+            origins: (!self.origins.is_empty())
+                .then(|| crate::irr::AsnSet::new(self.origins.iter().copied())),
+        }
+    }
 }
 
 impl Fabric {

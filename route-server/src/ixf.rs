@@ -133,8 +133,8 @@ fn member_entry(fabric: &Fabric, member: &Member) -> Value {
 fn address_entry(address: String, member: &Member, max_prefix: u32, routeserver: bool) -> Value {
     let mut entry = Map::new();
     entry.insert("address".into(), json!(address));
-    if let Some(irr) = &member.irr {
-        entry.insert("as_macro".into(), json!(irr.as_set));
+    if let Some(as_set) = member.irr.as_ref().and_then(|irr| irr.as_set.as_ref()) {
+        entry.insert("as_macro".into(), json!(as_set));
     }
     entry.insert("routeserver".into(), json!(routeserver));
     entry.insert("max_prefix".into(), json!(max_prefix));

@@ -79,6 +79,7 @@ pub(crate) struct RawMember {
     pub endpoint: Field,
     pub max_prefix: Option<Spanned<RawMaxPrefix>>,
     pub irr: Option<Spanned<RawIrr>>,
+    pub blackhole: Field,
     pub contact: Field,
 }
 
@@ -96,6 +97,10 @@ pub(crate) struct RawMaxPrefix {
 pub(crate) struct RawIrr {
     pub as_set: Field,
     pub sources: ScalarList,
+    pub prefixes_file: Field,
+    pub asns_file: Field,
+    pub prefixes: ScalarList,
+    pub origins: ScalarList,
 }
 
 /// `policy:`.

@@ -2,14 +2,17 @@
 //! member must not reuse.
 
 use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
 
 use ipnet::{Ipv4Net, Ipv6Net};
 use serde_saphyr::Spanned;
 
 use super::{Converter, MAX_TEXT_CHARS, Owner, line_of, present};
 use crate::error::ProblemKind;
+use crate::irr::PrefixRange;
 use crate::model::{DEFAULT_MAX_PREFIX_IPV4, DEFAULT_MAX_PREFIX_IPV6, Irr, MaxPrefix, Member};
-use crate::parse::raw::{Field, RawIrr, RawMaxPrefix, RawMember};
+use crate::parse::raw::{Field, RawIrr, RawMaxPrefix, RawMember, Scalar, ScalarList};
 use crate::parse::values;
 
 impl Converter<'_> {
@@ -86,6 +89,9 @@ impl Converter<'_> {
             },
         };
         let irr = raw.irr.as_ref().and_then(|irr| self.irr(irr, &path("irr")));
+        let blackhole = self
+            .optional(&raw.blackhole, &path("blackhole"), values::boolean)
+            .unwrap_or(false);
         let contact = self.optional(&raw.contact, &path("contact"), |scalar| {
             values::bounded_text(scalar, MAX_TEXT_CHARS, "at most 256 characters")
         });
@@ -103,6 +109,7 @@ impl Converter<'_> {
             endpoint,
             max_prefix,
             irr,
+            blackhole,
             contact,
         })
     }
@@ -150,38 +157,78 @@ impl Converter<'_> {
         }
     }
 
-    /// `members[N].irr:`; `as_set` is required inside the block.
+    /// `members[N].irr:`: an AS-SET, files of bgpq4 output, inline lists, or several; at
+    /// least one of them.
     fn irr(&mut self, raw: &Spanned<RawIrr>, base: &str) -> Option<Irr> {
         let line = line_of(raw);
         let raw = &raw.value;
-        let as_set = self.required(
-            &raw.as_set,
-            line,
-            &format!("{base}.as_set"),
-            "give the member's AS-SET, e.g. as_set: AS-ALPHA",
-            values::as_set,
-        );
-        let sources = match &raw.sources {
-            Some(list) => list
-                .value
-                .iter()
-                .enumerate()
-                .map(|(index, item)| {
-                    self.optional(
-                        &Some(item.clone()),
-                        &format!("{base}.sources[{index}]"),
-                        values::irr_source,
-                    )
-                })
-                .collect::<Vec<_>>()
-                .into_iter()
-                .collect::<Option<Vec<_>>>()?,
-            None => Vec::new(),
+        let problems_before = self.problems.len();
+        let as_set = self.optional(&raw.as_set, &format!("{base}.as_set"), values::as_set);
+        let sources = self.list(&raw.sources, &format!("{base}.sources"), values::irr_source);
+        let directory = self.file.parent().unwrap_or(Path::new(""));
+        let file = |scalar: &Scalar| {
+            values::bounded_text(scalar, 4096, "a file path like irr/alpha.prefixes.json")
+                .map(|text| directory.join(text))
         };
-        Some(Irr {
-            as_set: as_set?,
+        let prefixes_file =
+            self.optional(&raw.prefixes_file, &format!("{base}.prefixes_file"), file);
+        let asns_file = self.optional(&raw.asns_file, &format!("{base}.asns_file"), file);
+        let prefixes = self.list(&raw.prefixes, &format!("{base}.prefixes"), |scalar| {
+            let text = values::text(scalar, "a prefix like 198.18.0.0/16 or 198.18.0.0/16 le 24")?;
+            text.parse::<PrefixRange>()
+                .map_err(|error| ProblemKind::InvalidPrefixRange {
+                    value: text.to_owned(),
+                    reason: error.to_string(),
+                })
+        });
+        let origins = self.list(&raw.origins, &format!("{base}.origins"), values::asn);
+        let given = [
+            present(&raw.as_set),
+            present(&raw.prefixes_file),
+            present(&raw.asns_file),
+            raw.prefixes.is_some(),
+            raw.origins.is_some(),
+        ];
+        if !given.contains(&true) {
+            self.report(line, base, ProblemKind::EmptyIrr);
+        }
+        if self.problems.len() > problems_before {
+            return None;
+        }
+        let mut irr = Irr {
+            as_set,
             sources,
-        })
+            prefixes_file,
+            asns_file,
+            prefixes,
+            origins,
+            data: None,
+        };
+        if !irr.has_files() {
+            irr.data = Some(Arc::new(irr.inline_data()));
+        }
+        Some(irr)
+    }
+
+    /// A list of scalars, each read by `read`; invalid entries are reported with their index.
+    fn list<T>(
+        &mut self,
+        raw: &ScalarList,
+        base: &str,
+        read: impl Fn(&Scalar) -> Result<T, ProblemKind>,
+    ) -> Vec<T> {
+        let Some(list) = raw else {
+            return Vec::new();
+        };
+        let mut values = Vec::new();
+        for (index, item) in list.value.iter().enumerate() {
+            if let Some(value) =
+                self.optional(&Some(item.clone()), &format!("{base}[{index}]"), &read)
+            {
+                values.push(value);
+            }
+        }
+        values
     }
 }
 
@@ -327,6 +374,57 @@ mod tests {
     }
 
     #[test]
+    fn irr_files_and_inline_lists_are_read() {
+        let fabric = fabric_with(&format!(
+            "  - name: alpha\n    asn: 64501\n    ipv4: 198.18.0.11\n    public_key: \"{KEY_A}\"\n    \
+             blackhole: true\n    irr:\n      prefixes_file: irr/alpha.json\n      \
+             prefixes: [\"198.18.10.0/24\", \"198.18.16.0/20 le 24\"]\n      origins: [64501]\n"
+        ))
+        .expect("valid");
+        let alpha = &fabric.members[0];
+        assert!(alpha.blackhole);
+        let irr = alpha.irr.as_ref().expect("irr given");
+        assert_eq!(irr.as_set, None);
+        assert_eq!(
+            irr.prefixes_file.as_deref(),
+            Some(Path::new("irr/alpha.json"))
+        );
+        assert_eq!(irr.prefixes.len(), 2);
+        assert_eq!(irr.origins, [Asn(64501)]);
+        assert!(irr.data.is_none(), "files are read by the route server");
+        let inline = fabric_with(&format!(
+            "  - name: alpha\n    asn: 64501\n    ipv4: 198.18.0.11\n    public_key: \"{KEY_A}\"\n    \
+             irr: {{prefixes: [\"198.18.10.0/24\"]}}\n"
+        ))
+        .expect("valid");
+        let data = inline.members[0]
+            .irr
+            .as_ref()
+            .and_then(|irr| irr.data.clone())
+            .expect("inline data is ready at once");
+        assert!(data.prefixes.is_some() && data.origins.is_none());
+        assert!(!inline.members[0].blackhole);
+    }
+
+    #[test]
+    fn bad_irr_entries_are_named_by_index() {
+        let found = errors(&format!(
+            "  - name: alpha\n    asn: 64501\n    ipv4: 198.18.0.11\n    public_key: \"{KEY_A}\"\n    \
+             irr: {{prefixes: [\"198.18.10.0/24\", \"198.18.10.0/24 le 40\"], origins: [64501, x]}}\n"
+        ));
+        assert_eq!(
+            found,
+            [
+                "f.yaml:14: members[0].irr.prefixes[1]: \"198.18.10.0/24 le 40\" is not an IRR \
+                 prefix entry: lengths 24-40 do not fit 198.18.10.0/24: use prefix length <= ge \
+                 <= le <= 32",
+                "f.yaml:14: members[0].irr.origins[1]: expected an AS number like 64501 \
+                 (without \"AS\"), found \"x\""
+            ]
+        );
+    }
+
+    #[test]
     fn every_problem_in_a_member_is_reported() {
         let found = errors(
             "  - name: Alpha\n    asn: 23456\n    ipv4: 198.18.0.11\n    public_key: nope\n    \
@@ -344,8 +442,8 @@ mod tests {
                 "members[0].public_key",
                 "members[0].endpoint",
                 "members[0].max_prefix.ipv4",
-                "members[0].irr.as_set",
                 "members[0].irr.sources[0]",
+                "members[0].irr",
             ],
             "{found:?}"
         );
