@@ -7,4 +7,5 @@ pub mod driver;
 pub mod keys;
 pub mod metrics;
 pub mod node;
+pub mod router_config;
 pub mod status;

@@ -60,6 +60,25 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the BGP configuration a member pastes into its router: sessions with every route
+    /// server, import and export filters, max-prefix limits (see docs/member-guide.md).
+    RouterConfig {
+        /// The member's router software.
+        dialect: vixp::router_config::Dialect,
+        /// The node file (its fabric file and member are used).
+        #[arg(long, short = 'c', default_value = DEFAULT_NODE_FILE, conflicts_with = "fabric")]
+        config: PathBuf,
+        /// Use this fabric file instead of the node file's (needs --member).
+        #[arg(long, requires = "member")]
+        fabric: Option<PathBuf>,
+        /// The member to write the configuration for (with --fabric).
+        #[arg(long, requires = "fabric")]
+        member: Option<String>,
+        /// One of your own prefixes to export to the exchange (repeatable); without any,
+        /// nothing is exported until you fill the list in the output.
+        #[arg(long = "prefix", value_name = "PREFIX")]
+        prefixes: Vec<ipnet::IpNet>,
+    },
     /// Print shell completions.
     Completions {
         /// Shell to generate for.
@@ -81,6 +100,18 @@ fn main() -> ExitCode {
             socket,
             json,
         } => run(status(&config, socket.as_deref(), json)),
+        Command::RouterConfig {
+            dialect,
+            config,
+            fabric,
+            member,
+            prefixes,
+        } => run_sync(router_config(
+            dialect,
+            &config,
+            fabric.zip(member),
+            &prefixes,
+        )),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "vixp", &mut std::io::stdout());
             ExitCode::SUCCESS
@@ -107,6 +138,39 @@ fn run(command: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints a synchronous command's error and turns it into exit 1.
+fn run_sync(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `vixp router-config`: from `--fabric` and `--member`, else from the node file.
+fn router_config(
+    dialect: vixp::router_config::Dialect,
+    config: &Path,
+    fabric_and_member: Option<(PathBuf, String)>,
+    prefixes: &[ipnet::IpNet],
+) -> anyhow::Result<()> {
+    let (fabric, member) = match fabric_and_member {
+        Some(given) => given,
+        None => {
+            let node = NodeFile::load(config)?;
+            (node.fabric, node.member)
+        }
+    };
+    let fabric = Fabric::load(&fabric)?;
+    print!(
+        "{}",
+        vixp::router_config::render(dialect, &fabric, &member, prefixes)?
+    );
+    Ok(())
 }
 
 /// `vixp up`.
