@@ -2,3 +2,4 @@
 //! same form; must hold no protocol or routing logic.
 
 pub mod metrics;
+pub mod systemd;

@@ -30,6 +30,13 @@ enum Command {
         #[arg(long, short, default_value = "/etc/vixp/private.key")]
         output: PathBuf,
     },
+    /// Print the public key of a private key file, as `wg pubkey` does (for the fabric file;
+    /// the deployment reads it back without the private key leaving the host).
+    Pubkey {
+        /// The private key file (mode 0600 or stricter).
+        #[arg(long, short, default_value = "/etc/vixp/private.key")]
+        key: PathBuf,
+    },
     /// Check a node file with its fabric file and private key (or only a fabric file): exit 0
     /// when valid, else print one `FILE:LINE: field: problem` line per problem and exit 1.
     Check {
@@ -89,6 +96,7 @@ enum Command {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Keygen { output } => keygen(&output),
+        Command::Pubkey { key } => pubkey(&key),
         Command::Check {
             fabric: Some(fabric),
             ..
@@ -219,6 +227,20 @@ fn keygen(output: &Path) -> ExitCode {
     match key.write_new(output) {
         Ok(()) => {
             println!("{public}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `vixp pubkey`.
+fn pubkey(key: &Path) -> ExitCode {
+    match PrivateKey::read(key) {
+        Ok(key) => {
+            println!("{}", encode_key(&key.public_key()));
             ExitCode::SUCCESS
         }
         Err(error) => {
