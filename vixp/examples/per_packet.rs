@@ -88,8 +88,8 @@ fn main() {
     let bravo = spec("bravo", 12);
     let alpha_address = SocketAddr::from((Ipv4Addr::new(198, 18, 1, 11), 51820));
     let bravo_address = SocketAddr::from((Ipv4Addr::new(198, 18, 1, 12), 51820));
-    let mut sender = core_for(&alpha, &bravo.0, bravo_address);
-    let mut receiver = core_for(&bravo, &alpha.0, alpha_address);
+    let sender = core_for(&alpha, &bravo.0, bravo_address);
+    let receiver = core_for(&bravo, &alpha.0, alpha_address);
     let mut datagram = vec![0u8; BUFFER_SIZE];
     let mut frame_out = vec![0u8; BUFFER_SIZE];
     let mut reply = vec![0u8; BUFFER_SIZE];

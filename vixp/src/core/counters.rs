@@ -2,6 +2,7 @@
 //! reason names that status, logs and metrics show; must not export anything itself.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Why a frame from the TAP device or a datagram from the underlay was not forwarded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -136,6 +137,25 @@ impl DropCounters {
     /// All drops together.
     pub fn total(&self) -> u64 {
         self.0.iter().sum()
+    }
+}
+
+/// Drops counted by reason, shared by the forwarding workers (a drop is one relaxed atomic
+/// increment; drops are the exception, so the shared counters are not a hot spot).
+#[derive(Debug, Default)]
+pub struct SharedDropCounters([AtomicU64; DropReason::ALL.len()]);
+
+impl SharedDropCounters {
+    /// Counts one drop.
+    pub fn count(&self, reason: DropReason) {
+        self.0[reason.slot()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counts now.
+    pub fn snapshot(&self) -> DropCounters {
+        DropCounters(std::array::from_fn(|slot| {
+            self.0[slot].load(Ordering::Relaxed)
+        }))
     }
 }
 

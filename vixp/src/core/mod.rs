@@ -13,8 +13,10 @@
 //!
 //! Per-packet calls borrow the caller's buffers (at least [`BUFFER_SIZE`] bytes) and return an
 //! [`Action`]; they do not allocate (boringtun allocates only to queue a packet while a
-//! handshake is in progress). Several cores, or one core over a slice of packets, can serve
-//! several workers later: nothing here is global.
+//! handshake is in progress). They take `&self`, so several workers can call them at once:
+//! the tables (MAC, key and address to peer) change only in [`Core::apply_peers`], which takes
+//! `&mut self`; each peer's tunnel, endpoint and counters sit behind the peer's own lock, so
+//! members never wait for each other; drop counters are atomics.
 
 pub mod coalesce;
 mod counters;
@@ -27,7 +29,8 @@ mod tests;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use boringtun::noise::errors::WireGuardError;
@@ -36,7 +39,7 @@ use boringtun::noise::rate_limiter::RateLimiter;
 use boringtun::noise::{Packet, Tunn, TunnResult};
 use boringtun::x25519;
 
-pub use counters::{DropCounters, DropReason};
+pub use counters::{DropCounters, DropReason, SharedDropCounters};
 pub use packet::{ETHERNET_HEADER, Ethernet, IpHeader};
 pub use peers::{PeerConfig, PeerCounters, PeerSpec, mac_for_key};
 
@@ -46,7 +49,7 @@ use packet::{
     ICMPV6_ND_TYPES, icmpv6_type, is_group_mac, neighbor_solicitation_target, write_arp_reply,
     write_neighbor_advertisement,
 };
-use peers::Peer;
+use peers::{Peer, PeerState};
 
 /// Size of every buffer handed to the core: the largest IP packet, an Ethernet header and the
 /// WireGuard data overhead, rounded up.
@@ -153,18 +156,21 @@ pub struct Core {
     by_key: HashMap<[u8; 32], u32>,
     by_address: HashMap<IpAddr, Owner>,
     next_index: u32,
-    flush: Option<(u32, u16)>,
-    last_rate_reset: Option<Instant>,
-    drops: DropCounters,
-    handshakes: u64,
+    /// Peers whose handshake just completed, with the packets flushed so far; `flushing` says
+    /// whether the list may be non-empty, so that the common case reads one flag.
+    flush: Mutex<Vec<(u32, u16)>>,
+    flushing: AtomicBool,
+    last_rate_reset: Mutex<Option<Instant>>,
+    drops: SharedDropCounters,
+    handshakes: AtomicU64,
     /// Largest IP packet a tunnel carries; larger ones are answered with ICMP.
     mtu: Option<u16>,
     /// MSS clamping of SYN segments in both directions.
     mss: Option<MssLimit>,
     /// ICMP "packet too big" answers left until the next tick.
-    too_big_budget: u32,
+    too_big_budget: AtomicU32,
     /// ICMP "packet too big" answers sent.
-    too_big_answers: u64,
+    too_big_answers: AtomicU64,
 }
 
 impl Core {
@@ -189,14 +195,15 @@ impl Core {
             by_key: HashMap::new(),
             by_address: HashMap::new(),
             next_index: 1,
-            flush: None,
-            last_rate_reset: None,
-            drops: DropCounters::default(),
-            handshakes: 0,
+            flush: Mutex::new(Vec::new()),
+            flushing: AtomicBool::new(false),
+            last_rate_reset: Mutex::new(None),
+            drops: SharedDropCounters::default(),
+            handshakes: AtomicU64::new(0),
             mtu: None,
             mss: None,
-            too_big_budget: TOO_BIG_PER_TICK,
-            too_big_answers: 0,
+            too_big_budget: AtomicU32::new(TOO_BIG_PER_TICK),
+            too_big_answers: AtomicU64::new(0),
         };
         core.rebuild_tables();
         core
@@ -217,24 +224,24 @@ impl Core {
     }
 
     /// Drops counted so far, by reason.
-    pub fn drops(&self) -> &DropCounters {
-        &self.drops
+    pub fn drops(&self) -> DropCounters {
+        self.drops.snapshot()
     }
 
     /// Counts a drop the driver decided on (a frame from the TAP device that its offload
     /// header made impossible to split, for instance).
-    pub fn count_drop(&mut self, reason: DropReason) {
+    pub fn count_drop(&self, reason: DropReason) {
         self.drops.count(reason);
     }
 
     /// ICMP "fragmentation needed" and ICMPv6 "packet too big" answers sent to the LAN.
     pub fn too_big_answers(&self) -> u64 {
-        self.too_big_answers
+        self.too_big_answers.load(Ordering::Relaxed)
     }
 
     /// Handshakes completed with any peer.
     pub fn handshakes(&self) -> u64 {
-        self.handshakes
+        self.handshakes.load(Ordering::Relaxed)
     }
 
     /// The status of every peer, sorted by name.
@@ -242,11 +249,14 @@ impl Core {
         let mut status: Vec<PeerStatus> = self
             .peers
             .values()
-            .map(|peer| PeerStatus {
-                spec: peer.spec.clone(),
-                endpoint: peer.endpoint,
-                since_handshake: peer.tunnel.time_since_last_handshake(),
-                counters: peer.counters,
+            .map(|peer| {
+                let state = peer.lock();
+                PeerStatus {
+                    spec: peer.spec.clone(),
+                    endpoint: state.endpoint,
+                    since_handshake: state.tunnel.time_since_last_handshake(),
+                    counters: state.counters,
+                }
             })
             .collect();
         status.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
@@ -267,7 +277,9 @@ impl Core {
                     if peer.spec != config.spec || peer.configured_endpoint != config.endpoint {
                         changes.updated.push(config.spec.name.clone());
                         if peer.configured_endpoint != config.endpoint {
-                            peer.endpoint = config.endpoint.or(peer.endpoint);
+                            let state =
+                                peer.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+                            state.endpoint = config.endpoint.or(state.endpoint);
                         }
                         peer.configured_endpoint = config.endpoint;
                         peer.spec = config.spec;
@@ -293,6 +305,11 @@ impl Core {
         changes.removed.sort();
         self.peers = keep;
         self.rebuild_tables();
+        self.flush
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        self.flushing.store(false, Ordering::Relaxed);
         changes
     }
 
@@ -323,9 +340,11 @@ impl Core {
         Peer {
             spec: config.spec,
             configured_endpoint: config.endpoint,
-            endpoint: config.endpoint,
-            tunnel,
-            counters: PeerCounters::default(),
+            state: Mutex::new(PeerState {
+                endpoint: config.endpoint,
+                tunnel,
+                counters: PeerCounters::default(),
+            }),
         }
     }
 
@@ -349,7 +368,7 @@ impl Core {
     }
 
     /// Counts a drop and says so.
-    fn drop_with<'a>(&mut self, reason: DropReason) -> Action<'a> {
+    fn drop_with<'a>(&self, reason: DropReason) -> Action<'a> {
         self.drops.count(reason);
         Action::Dropped(reason)
     }
@@ -357,7 +376,7 @@ impl Core {
     /// Handles one Ethernet frame the kernel wrote to the TAP device: answers ARP and neighbour
     /// solicitations for members, drops broadcast and multicast, and encrypts IP packets for
     /// the member that owns the destination MAC.
-    pub fn handle_frame<'a>(&mut self, frame: &[u8], out: &'a mut [u8]) -> Action<'a> {
+    pub fn handle_frame<'a>(&self, frame: &[u8], out: &'a mut [u8]) -> Action<'a> {
         let Some((ethernet, payload)) = Ethernet::parse(frame) else {
             return self.drop_with(DropReason::Malformed);
         };
@@ -387,11 +406,8 @@ impl Core {
         if out.len() < packet.len() + 32 || out.len() < 148 {
             return self.drop_with(DropReason::TooLarge);
         }
-        let Some(peer) = self.peers.get_mut(&index) else {
+        let Some(peer) = self.peers.get(&index) else {
             return self.drop_with(DropReason::UnknownMac);
-        };
-        let Some(endpoint) = peer.endpoint else {
-            return self.drop_with(DropReason::NoEndpoint);
         };
         if let Some(mtu) = self.mtu
             && packet.len() > usize::from(mtu)
@@ -412,9 +428,13 @@ impl Core {
             }
             _ => packet,
         };
-        peer.counters.sent_packets += 1;
-        peer.counters.sent_bytes += packet.len() as u64;
-        match peer.tunnel.encapsulate(packet, out) {
+        let mut state = peer.lock();
+        let Some(endpoint) = state.endpoint else {
+            return self.drop_with(DropReason::NoEndpoint);
+        };
+        state.counters.sent_packets += 1;
+        state.counters.sent_bytes += packet.len() as u64;
+        match state.tunnel.encapsulate(packet, out) {
             TunnResult::WriteToNetwork(datagram) => Action::Transmit {
                 to: endpoint,
                 datagram,
@@ -428,7 +448,7 @@ impl Core {
     /// Drops `packet` (too large for the tunnel) and answers it with ICMP from `source`, within
     /// the rate limit.
     fn answer_too_big<'a>(
-        &mut self,
+        &self,
         ethernet: &Ethernet,
         packet: &[u8],
         mtu: u16,
@@ -436,13 +456,18 @@ impl Core {
         out: &'a mut [u8],
     ) -> Action<'a> {
         self.drops.count(DropReason::ExceedsMtu);
-        if self.too_big_budget == 0 {
+        let allowed = self
+            .too_big_budget
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                left.checked_sub(1)
+            })
+            .is_ok();
+        if !allowed {
             return Action::Dropped(DropReason::ExceedsMtu);
         }
         match source.and_then(|source| write_too_big(out, ethernet, packet, mtu, source)) {
             Some(length) => {
-                self.too_big_budget -= 1;
-                self.too_big_answers += 1;
+                self.too_big_answers.fetch_add(1, Ordering::Relaxed);
                 Action::Deliver(&out[..length])
             }
             None => Action::Dropped(DropReason::ExceedsMtu),
@@ -450,7 +475,7 @@ impl Core {
     }
 
     /// Answers an ARP request for another member's IPv4 address (RFC 826) with its MAC.
-    fn answer_arp<'a>(&mut self, payload: &[u8], out: &'a mut [u8]) -> Action<'a> {
+    fn answer_arp<'a>(&self, payload: &[u8], out: &'a mut [u8]) -> Action<'a> {
         let Some(arp) = Arp::parse(payload) else {
             return self.drop_with(DropReason::Malformed);
         };
@@ -478,7 +503,7 @@ impl Core {
     /// Answers a neighbour solicitation for another member's IPv6 address (RFC 4861 section
     /// 7.2.4) with its MAC.
     fn answer_neighbor_solicitation<'a>(
-        &mut self,
+        &self,
         ethernet: &Ethernet,
         header: &IpHeader,
         target: std::net::Ipv6Addr,
@@ -516,12 +541,11 @@ impl Core {
     /// handshake initiation by the initiator's static key), lets the peer's tunnel decrypt it,
     /// applies port security and returns the frame for the TAP device or a reply to send.
     pub fn handle_datagram<'a>(
-        &mut self,
+        &self,
         from: SocketAddr,
         datagram: &[u8],
         out: &'a mut [u8],
     ) -> Action<'a> {
-        self.flush = None;
         if out.len() < ETHERNET_HEADER + datagram.len().max(148) {
             return self.drop_with(DropReason::TooLarge);
         }
@@ -556,12 +580,13 @@ impl Core {
             Err(_) => return self.drop_with(DropReason::Malformed),
         };
         let message_type = datagram.first().copied().unwrap_or(0);
-        let Some(peer) = self.peers.get_mut(&index) else {
+        let Some(peer) = self.peers.get(&index) else {
             return self.drop_with(DropReason::UnknownPeer);
         };
+        let mut state = peer.lock();
         let body = &mut out[ETHERNET_HEADER..];
         let base = body.as_ptr() as usize;
-        let outcome = match peer.tunnel.decapsulate(Some(from.ip()), datagram, body) {
+        let outcome = match state.tunnel.decapsulate(Some(from.ip()), datagram, body) {
             TunnResult::WriteToNetwork(reply) => match offset_in(base, reply) {
                 Some(offset) => Outcome::Network(offset, reply.len()),
                 None => Outcome::Error(DropReason::Malformed),
@@ -583,12 +608,13 @@ impl Core {
                 };
                 if reply.first() != Some(&MESSAGE_COOKIE_REPLY) {
                     // Authenticated: a handshake completed or a keepalive answers one.
-                    peer.endpoint = Some(from);
+                    state.endpoint = Some(from);
                     if MESSAGE_HANDSHAKE.contains(&message_type) {
-                        peer.counters.handshakes += 1;
-                        self.handshakes += 1;
+                        state.counters.handshakes += 1;
+                        self.handshakes.fetch_add(1, Ordering::Relaxed);
                     }
-                    self.flush = Some((index, 0));
+                    drop(state);
+                    self.start_flush(index);
                 }
                 Action::Transmit {
                     to: from,
@@ -598,13 +624,13 @@ impl Core {
             Outcome::Done => {
                 if message_type == MESSAGE_DATA {
                     // A keepalive, authenticated by its AEAD tag.
-                    peer.endpoint = Some(from);
+                    state.endpoint = Some(from);
                 }
                 Action::Done
             }
             Outcome::Error(reason) => self.drop_with(reason),
             Outcome::Tunnel(offset, length) => {
-                peer.endpoint = Some(from);
+                state.endpoint = Some(from);
                 let sender_mac = peer.spec.mac;
                 let start = ETHERNET_HEADER + offset;
                 let Some(packet) = out.get(start..start + length) else {
@@ -621,10 +647,9 @@ impl Core {
                 {
                     clamp_mss(packet, limit);
                 }
-                if let Some(peer) = self.peers.get_mut(&index) {
-                    peer.counters.received_packets += 1;
-                    peer.counters.received_bytes += length as u64;
-                }
+                state.counters.received_packets += 1;
+                state.counters.received_bytes += length as u64;
+                drop(state);
                 if offset != 0 {
                     out.copy_within(start..start + length, ETHERNET_HEADER);
                 }
@@ -689,51 +714,82 @@ impl Core {
         None
     }
 
-    /// After [`Core::handle_datagram`]: the next packet held during the handshake that just
-    /// completed, encrypted, with where to send it. Call until `None`.
-    pub fn poll_transmit<'a>(&mut self, out: &'a mut [u8]) -> Option<(SocketAddr, &'a [u8])> {
-        let (index, rounds) = self.flush?;
-        if rounds >= MAX_FLUSH || out.len() < 148 {
-            self.flush = None;
+    /// Marks peer `index` for [`Core::poll_transmit`]: its handshake just completed.
+    fn start_flush(&self, index: u32) {
+        let mut flush = self.flush.lock().unwrap_or_else(PoisonError::into_inner);
+        if !flush.iter().any(|(waiting, _)| *waiting == index) {
+            flush.push((index, 0));
+        }
+        self.flushing.store(true, Ordering::Release);
+    }
+
+    /// After [`Core::handle_datagram`]: the next packet held during a handshake that just
+    /// completed, encrypted, with where to send it. Call until `None`. Any worker may send
+    /// them; one flag is read when there is nothing to send.
+    pub fn poll_transmit<'a>(&self, out: &'a mut [u8]) -> Option<(SocketAddr, &'a [u8])> {
+        if !self.flushing.load(Ordering::Acquire) || out.len() < 148 {
             return None;
         }
-        let peer = self.peers.get_mut(&index)?;
-        let endpoint = peer.endpoint?;
-        match peer.tunnel.decapsulate(None, &[], out) {
-            TunnResult::WriteToNetwork(datagram) => {
-                self.flush = Some((index, rounds + 1));
-                Some((endpoint, datagram))
-            }
-            _ => {
-                self.flush = None;
+        let mut flush = self.flush.lock().unwrap_or_else(PoisonError::into_inner);
+        while let Some(&(index, rounds)) = flush.first() {
+            let sent = if rounds < MAX_FLUSH
+                && let Some(peer) = self.peers.get(&index)
+            {
+                let mut state = peer.lock();
+                match state.endpoint {
+                    Some(endpoint) => match state.tunnel.decapsulate(None, &[], out) {
+                        TunnResult::WriteToNetwork(datagram) => Some((endpoint, datagram.len())),
+                        _ => None,
+                    },
+                    None => None,
+                }
+            } else {
                 None
+            };
+            match sent {
+                Some((endpoint, length)) => {
+                    flush[0].1 = rounds + 1;
+                    return Some((endpoint, &out[..length]));
+                }
+                None => {
+                    flush.remove(0);
+                }
             }
         }
+        self.flushing.store(false, Ordering::Release);
+        None
     }
 
     /// Runs the timers: resets the handshake rate limiter every [`RATE_LIMIT_RESET`] and lets
     /// every tunnel retransmit handshakes, rekey and send keepalives; each datagram to send is
     /// passed to `transmit`. Call every [`TIMER_TICK`].
     pub fn handle_tick(
-        &mut self,
+        &self,
         now: Instant,
         out: &mut [u8],
         mut transmit: impl FnMut(SocketAddr, &[u8]),
     ) {
-        if self
-            .last_rate_reset
-            .is_none_or(|last| now.saturating_duration_since(last) >= RATE_LIMIT_RESET)
         {
-            self.rate_limiter.reset_count();
-            self.last_rate_reset = Some(now);
+            let mut last_reset = self
+                .last_rate_reset
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if last_reset.is_none_or(|last| now.saturating_duration_since(last) >= RATE_LIMIT_RESET)
+            {
+                self.rate_limiter.reset_count();
+                *last_reset = Some(now);
+            }
         }
-        self.too_big_budget = TOO_BIG_PER_TICK;
+        self.too_big_budget
+            .store(TOO_BIG_PER_TICK, Ordering::Relaxed);
         if out.len() < 148 {
             return;
         }
-        for peer in self.peers.values_mut() {
-            if let TunnResult::WriteToNetwork(datagram) = peer.tunnel.update_timers(out) {
-                match peer.endpoint {
+        for peer in self.peers.values() {
+            let mut state = peer.lock();
+            let endpoint = state.endpoint;
+            if let TunnResult::WriteToNetwork(datagram) = state.tunnel.update_timers(out) {
+                match endpoint {
                     Some(endpoint) => transmit(endpoint, datagram),
                     None => self.drops.count(DropReason::NoEndpoint),
                 }

@@ -1,8 +1,9 @@
 //! The nodes of the fabric as the data path knows them: identity (name, key, derived MAC, LAN
-//! addresses), one boringtun tunnel each, the current endpoint and plain counters. Owns the
-//! MAC derivation; must not do I/O.
+//! addresses), one boringtun tunnel each behind the peer's own lock, the current endpoint and
+//! plain counters. Owns the MAC derivation; must not do I/O.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Mutex, MutexGuard};
 
 use blake2::{Blake2s256, Digest as _};
 use boringtun::noise::Tunn;
@@ -66,12 +67,29 @@ pub struct PeerCounters {
     pub handshakes: u64,
 }
 
-/// One peer in the core: spec, tunnel, where it is now and what it did.
+/// One peer in the core: spec and what changes per packet, behind the peer's own lock so that
+/// workers serving other members never wait for it.
 pub(crate) struct Peer {
     /// The node in the fabric.
     pub spec: PeerSpec,
     /// The endpoint from the fabric, kept to notice when a reload changes it.
     pub configured_endpoint: Option<SocketAddr>,
+    /// Tunnel, endpoint and counters.
+    pub state: Mutex<PeerState>,
+}
+
+impl Peer {
+    /// Locks the peer's state; a worker that panicked while holding it left counters at worst
+    /// half updated, so the lock is taken anyway.
+    pub fn lock(&self) -> MutexGuard<'_, PeerState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// What changes per packet for one peer.
+pub(crate) struct PeerState {
     /// Where datagrams go now: the configured endpoint until an authenticated datagram arrives
     /// from elsewhere (roaming).
     pub endpoint: Option<SocketAddr>,

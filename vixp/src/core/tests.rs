@@ -625,7 +625,7 @@ fn a_handshake_flood_is_answered_with_cookies() {
 
 #[test]
 fn drops_the_driver_decides_on_are_counted_with_the_others() {
-    let mut nodes = fabric(&["alpha", "bravo"]);
+    let nodes = fabric(&["alpha", "bravo"]);
     nodes[0].core.count_drop(DropReason::Malformed);
     nodes[0].core.count_drop(DropReason::Malformed);
     assert_eq!(nodes[0].core.drops().of(DropReason::Malformed), 2);
@@ -784,4 +784,31 @@ fn syn_mss_is_clamped_in_both_directions_with_valid_checksums() {
     assert_eq!(tcp_sum(&arrived[14..]), 0xffff);
     // The rest of the segment is untouched.
     assert_eq!(arrived[14 + 20..14 + 36], syn[14 + 20..14 + 36]);
+}
+
+#[test]
+fn workers_share_one_core_and_each_member_counts_its_own_packets() {
+    let mut nodes = fabric(&["alpha", "bravo", "charlie"]);
+    assert!(ping(&mut nodes, 0, 1).is_empty());
+    assert!(ping(&mut nodes, 0, 2).is_empty());
+    let frames = [lan_ping(&nodes, 0, 1), lan_ping(&nodes, 0, 2)];
+    let core = &nodes[0].core;
+    std::thread::scope(|scope| {
+        for frame in &frames {
+            scope.spawn(move || {
+                let mut out = vec![0u8; BUFFER_SIZE];
+                for _ in 0..2_000 {
+                    assert!(matches!(
+                        core.handle_frame(frame, &mut out),
+                        Action::Transmit { .. }
+                    ));
+                }
+            });
+        }
+    });
+    let status = core.peer_status();
+    assert_eq!(status[0].spec.name, "bravo");
+    assert_eq!(status[0].counters.sent_packets, 2_001);
+    assert_eq!(status[1].counters.sent_packets, 2_001);
+    assert_eq!(core.drops().total(), 0);
 }

@@ -1,6 +1,9 @@
-//! The forwarding threads of `vixp up`: one blocking thread per direction between the TAP
-//! device and the UDP socket, each with its own buffers, sharing the sans-IO [`Core`] behind
-//! one lock. Owns the batching: large TCP/UDP segments from the TAP (virtio-net header, TSO)
+//! The forwarding workers of `vixp up`: each worker is one blocking thread per direction
+//! between its own queue of the (multi-queue) TAP device and its own UDP socket of the
+//! listening port (`SO_REUSEPORT`), each thread with its own buffers. The kernel keeps a flow on
+//! one TAP queue and a peer's datagrams on one socket, so no flow is reordered across workers.
+//! The sans-IO [`Core`] is shared: read-locked once per batch (written only by a fabric
+//! reload); per packet, only the lock of the member concerned is taken. Owns the batching: large TCP/UDP segments from the TAP (virtio-net header, TSO)
 //! are split before encryption, datagrams to one member leave in one UDP GSO send, datagrams
 //! arrive by `recvmmsg` with UDP GRO (both through `quinn-udp`, which falls back to one
 //! datagram per call when the kernel refuses GSO), and consecutive TCP segments of a flow reach
@@ -8,18 +11,20 @@
 //! and datagram goes through the core.
 //!
 //! ```text
-//!   outbound thread: TAP read (vnet header, up to 64 KiB) -> split -> per frame: lock
-//!                    core, handle_frame, unlock -> datagram train -> UDP GSO sendmsg
-//!   inbound thread:  recvmmsg (GRO) -> per datagram: lock core, handle_datagram,
-//!                    poll_transmit -> unlock -> coalesce TCP runs -> TAP write (vnet header)
-//!   both poll their descriptor with a short timeout and stop when `stop` is set
+//!   worker i, outbound: TAP queue i read (vnet header, up to 64 KiB) -> split -> per frame:
+//!                       handle_frame (locks that member only) -> datagram train -> UDP GSO
+//!                       sendmsg on socket i
+//!   worker i, inbound:  recvmmsg on socket i (GRO) -> per datagram: handle_datagram,
+//!                       poll_transmit -> coalesce TCP runs -> TAP queue i write (vnet header)
+//!   each batch runs under a read lock of the core; all poll their descriptor with a short
+//!   timeout and stop when `stop` is set
 //! ```
 
 use std::io::{self, IoSliceMut};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::JoinHandle;
 
 use nix::poll::{PollFd, PollFlags, poll};
@@ -44,13 +49,20 @@ pub const WAKE_MILLISECONDS: u16 = 100;
 /// Pause after a read error that is not about one packet (a device gone, a socket error).
 pub const ERROR_BACKOFF: std::time::Duration = std::time::Duration::from_millis(10);
 
-/// The core as the threads and the control loop share it.
-pub type SharedCore = Arc<Mutex<Core>>;
+/// The core as the workers and the control loop share it: read-locked for packets and timers,
+/// write-locked only to apply a new fabric.
+pub type SharedCore = Arc<RwLock<Core>>;
 
-/// Locks the core; a thread that panicked while holding it left counters at worst half
-/// updated, so the lock is taken anyway.
-pub fn lock(core: &Mutex<Core>) -> MutexGuard<'_, Core> {
-    core.lock()
+/// Read-locks the core (shared with every other worker); a thread that panicked while holding
+/// it left counters at worst half updated, so the lock is taken anyway.
+pub fn read(core: &RwLock<Core>) -> RwLockReadGuard<'_, Core> {
+    core.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Write-locks the core: the workers wait until the guard is dropped.
+pub fn write(core: &RwLock<Core>) -> RwLockWriteGuard<'_, Core> {
+    core.write()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
@@ -142,53 +154,72 @@ impl Underlay {
     }
 }
 
-/// The two forwarding threads; [`DataPath::stop`] ends them.
+/// The forwarding workers; [`DataPath::stop`] ends them.
 pub struct DataPath {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
 }
 
 impl DataPath {
-    /// Starts the outbound and inbound threads over `tap` (opened with a virtio-net header
-    /// when `offload`) and `underlay`.
+    /// Starts one worker (an outbound and an inbound thread) per pair of TAP queue and UDP
+    /// socket: `taps[i]` (opened with a virtio-net header when `offload`) with `underlays[i]`.
     pub fn start(
         core: SharedCore,
-        tap: Arc<SyncDevice>,
+        taps: &[Arc<SyncDevice>],
         offload: bool,
-        underlay: Arc<Underlay>,
+        underlays: &[Arc<Underlay>],
     ) -> io::Result<DataPath> {
-        tap.set_nonblocking(true)?;
         let stop = Arc::new(AtomicBool::new(false));
-        let outbound = {
-            let (core, tap, underlay, stop) = (
-                Arc::clone(&core),
-                Arc::clone(&tap),
-                Arc::clone(&underlay),
-                Arc::clone(&stop),
-            );
-            std::thread::Builder::new()
-                .name("vixp-outbound".to_owned())
-                .spawn(move || outbound(&core, &tap, offload, &underlay, &stop))?
+        let mut data_path = DataPath {
+            stop: Arc::clone(&stop),
+            threads: Vec::new(),
         };
-        let inbound = {
-            let (underlay, stop) = (Arc::clone(&underlay), Arc::clone(&stop));
-            std::thread::Builder::new()
-                .name("vixp-inbound".to_owned())
-                .spawn(move || inbound(&core, &tap, offload, &underlay, &stop))?
-        };
+        for (worker, (tap, underlay)) in taps.iter().zip(underlays).enumerate() {
+            tap.set_nonblocking(true)?;
+            let outbound = {
+                let (core, tap, underlay, stop) = (
+                    Arc::clone(&core),
+                    Arc::clone(tap),
+                    Arc::clone(underlay),
+                    Arc::clone(&stop),
+                );
+                std::thread::Builder::new()
+                    .name(format!("vixp-out-{worker}"))
+                    .spawn(move || outbound(&core, &tap, offload, &underlay, &stop))
+            };
+            let inbound = {
+                let (core, tap, underlay, stop) = (
+                    Arc::clone(&core),
+                    Arc::clone(tap),
+                    Arc::clone(underlay),
+                    Arc::clone(&stop),
+                );
+                std::thread::Builder::new()
+                    .name(format!("vixp-in-{worker}"))
+                    .spawn(move || inbound(&core, &tap, offload, &underlay, &stop))
+            };
+            for thread in [outbound, inbound] {
+                match thread {
+                    Ok(thread) => data_path.threads.push(thread),
+                    Err(error) => {
+                        data_path.stop();
+                        return Err(error);
+                    }
+                }
+            }
+        }
+        let first = underlays.first();
         tracing::info!(
+            workers = data_path.threads.len() / 2,
             offload,
-            gso_segments = underlay.max_segments(),
-            gro_segments = underlay.gro_segments(),
+            gso_segments = first.map(|underlay| underlay.max_segments()),
+            gro_segments = first.map(|underlay| underlay.gro_segments()),
             "data path started"
         );
-        Ok(DataPath {
-            stop,
-            threads: vec![outbound, inbound],
-        })
+        Ok(data_path)
     }
 
-    /// Stops both threads and waits for them (each notices within [`WAKE_MILLISECONDS`]).
+    /// Stops every worker and waits for them (each notices within [`WAKE_MILLISECONDS`]).
     pub fn stop(self) {
         self.stop.store(true, Ordering::Relaxed);
         for thread in self.threads {
@@ -277,20 +308,21 @@ impl Train {
 /// TAP to UDP: reads frames (with `offload`, large segments after a virtio-net header), splits
 /// them, lets the core encrypt each and sends the datagrams in trains.
 fn outbound(
-    core: &Mutex<Core>,
+    core: &RwLock<Core>,
     tap: &SyncDevice,
     offload: bool,
     underlay: &Underlay,
     stop: &AtomicBool,
 ) {
-    let mut read = vec![0u8; VIRTIO_NET_HEADER + 65_536 + 64];
+    let mut input = vec![0u8; VIRTIO_NET_HEADER + 65_536 + 64];
     let mut segment = vec![0u8; BUFFER_SIZE];
     let mut reply = vec![0u8; VIRTIO_NET_HEADER + BUFFER_SIZE];
     let mut train = Train::new();
     while !stop.load(Ordering::Relaxed) {
         let mut frames = 0;
+        let core = read(core);
         while frames < TAP_BATCH {
-            let length = match tap.recv(&mut read) {
+            let length = match tap.recv(&mut input) {
                 Ok(length) => length,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
@@ -302,7 +334,7 @@ fn outbound(
                 }
             };
             frames += 1;
-            let Some(bytes) = read.get_mut(..length) else {
+            let Some(bytes) = input.get_mut(..length) else {
                 continue;
             };
             let (header, frame) = if offload {
@@ -310,7 +342,7 @@ fn outbound(
                     Ok(header) => (header, &mut bytes[VIRTIO_NET_HEADER..]),
                     Err(error) => {
                         tracing::debug!(%error, "frame from the TAP device dropped");
-                        lock(core).count_drop(DropReason::Malformed);
+                        core.count_drop(DropReason::Malformed);
                         continue;
                     }
                 }
@@ -319,11 +351,10 @@ fn outbound(
                 (VirtioHeader::default(), bytes)
             };
             let mut answer = None;
-            // The core is locked per MTU-sized frame, not per large segment, so that the
-            // inbound thread (ACKs) never waits for a whole 64 KiB to be encrypted; a train is
-            // sent with the core unlocked.
+            // The member is locked per MTU-sized frame, not per large segment, so that an
+            // inbound thread (ACKs) never waits for a whole 64 KiB to be encrypted.
             let split = split(&header, frame, &mut segment, |frame| {
-                let sent = match lock(core).handle_frame(frame, train.tail()) {
+                let sent = match core.handle_frame(frame, train.tail()) {
                     Action::Transmit { to, datagram } => Some((to, datagram.len())),
                     Action::Deliver(local) => {
                         // An ARP or neighbour answer for the kernel (one per frame at most).
@@ -344,12 +375,13 @@ fn outbound(
             });
             if let Err(error) = split {
                 tracing::debug!(%error, "large segment from the TAP device dropped");
-                lock(core).count_drop(DropReason::Malformed);
+                core.count_drop(DropReason::Malformed);
             }
             if let Some(length) = answer {
                 write_frame(tap, offload, &mut reply, length);
             }
         }
+        drop(core);
         train.finish(underlay);
         if frames == 0 {
             wait_for(tap.as_fd(), PollFlags::POLLIN);
@@ -361,7 +393,7 @@ fn outbound(
 /// to the TAP device (with `offload`, runs of a TCP flow coalesced); handshake answers and
 /// packets held during a handshake go out at once.
 fn inbound(
-    core: &Mutex<Core>,
+    core: &RwLock<Core>,
     tap: &SyncDevice,
     offload: bool,
     underlay: &Underlay,
@@ -394,6 +426,7 @@ fn inbound(
                 continue;
             }
         };
+        let core = read(core);
         for (meta, slice) in metas.iter().zip(slices.iter()).take(received) {
             let from = super::canonical(meta.addr);
             let Some(bytes) = slice.get(..meta.len) else {
@@ -405,9 +438,8 @@ fn inbound(
                 meta.stride
             };
             for datagram in bytes.chunks(stride.max(1)) {
-                let mut guard = lock(core);
                 let deliver =
-                    match guard.handle_datagram(from, datagram, &mut frame[VIRTIO_NET_HEADER..]) {
+                    match core.handle_datagram(from, datagram, &mut frame[VIRTIO_NET_HEADER..]) {
                         Action::Deliver(decrypted) => Some(decrypted.len()),
                         Action::Transmit { to, datagram } => {
                             underlay.send(to, datagram);
@@ -415,10 +447,9 @@ fn inbound(
                         }
                         Action::Queued | Action::Done | Action::Dropped(_) => None,
                     };
-                while let Some((to, datagram)) = guard.poll_transmit(&mut send) {
+                while let Some((to, datagram)) = core.poll_transmit(&mut send) {
                     underlay.send(to, datagram);
                 }
-                drop(guard);
                 let Some(length) = deliver else { continue };
                 let Some(decrypted) = frame.get(VIRTIO_NET_HEADER..VIRTIO_NET_HEADER + length)
                 else {

@@ -28,9 +28,10 @@ pub struct LanPrefixes {
 
 /// The TAP device and a netlink handle to configure it.
 pub struct Link {
-    /// The device; reading gives frames from the kernel, writing hands frames to it (each
-    /// after a virtio-net header when `offload` is on).
-    pub device: Arc<SyncDevice>,
+    /// The device's queues, one per forwarding worker (`IFF_MULTI_QUEUE` when more than one;
+    /// the kernel puts each flow on one queue): reading gives frames from the kernel, writing
+    /// hands frames to it (each after a virtio-net header when `offload` is on).
+    pub queues: Vec<Arc<SyncDevice>>,
     /// Whether the device was opened with a virtio-net header and TSO/checksum offload.
     pub offload: bool,
     /// Its interface index.
@@ -60,12 +61,14 @@ pub fn neighbours_of<'a>(peers: impl IntoIterator<Item = &'a PeerSpec>) -> Neigh
 }
 
 impl Link {
-    /// Creates the TAP device `name` with `mtu` and `mac`, with `offload` a virtio-net header and
+    /// Creates the TAP device `name` with `queues` queues (at least one), `mtu` and `mac`, with
+    /// `offload` a virtio-net header and
     /// TSO/checksum offload (the kernel may hand over TCP segments up to 64 KiB and partial
     /// checksums), gives it this node's LAN addresses
     /// (no duplicate address detection: the fabric guarantees uniqueness) and brings it up.
     pub async fn create(
         name: &str,
+        queues: usize,
         mtu: u16,
         offload: bool,
         own: &PeerSpec,
@@ -78,11 +81,19 @@ impl Link {
             .mac_addr(own.mac)
             .enable(false)
             .offload(offload)
+            .multi_queue(queues > 1)
             .build_sync()
             .with_context(|| format!("cannot create TAP device {name} (needs CAP_NET_ADMIN)"))?;
         let index = device
             .if_index()
             .with_context(|| format!("no interface index for {name}"))?;
+        let mut devices = Vec::with_capacity(queues.max(1));
+        for _ in 1..queues {
+            devices.push(Arc::new(device.try_clone().with_context(|| {
+                format!("cannot open another queue of TAP device {name}")
+            })?));
+        }
+        devices.insert(0, Arc::new(device));
         let (connection, handle, _) =
             rtnetlink::new_connection().context("cannot open a netlink socket")?;
         tokio::spawn(connection);
@@ -90,7 +101,7 @@ impl Link {
         // fabric file; without it the addresses are usable at once. IPv6 may be disabled.
         let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{name}/accept_dad"), "0");
         let link = Link {
-            device: Arc::new(device),
+            queues: devices,
             offload,
             index,
             name: name.to_owned(),

@@ -1,11 +1,13 @@
 //! `vixp up`: the tokio driver, the only async code of the node. Owns the TAP device, the UDP
 //! socket, the control socket, the metrics listener, signals and the fabric file watch; every
-//! decision about a frame or datagram is the core's. Packets do not pass through tokio: two
-//! blocking threads (`datapath`) move them, sharing the core behind one lock.
+//! decision about a frame or datagram is the core's. Packets do not pass through tokio:
+//! forwarding workers (`datapath`, `workers` in the node file, one per core by default), each a
+//! pair of blocking threads over its own TAP queue and UDP socket, move them, sharing the core
+//! behind a read-write lock that only a fabric reload write-locks.
 //!
 //! ```text
-//!   TAP vixp0 --frames--> outbound thread: split, core.handle_frame -> UDP GSO sends
-//!   UDP socket -dgrams--> inbound thread:  recvmmsg/GRO, core.handle_datagram -> TAP writes
+//!   TAP queue i --frames--> worker i outbound: split, core.handle_frame -> UDP GSO sends
+//!   UDP socket i -dgrams--> worker i inbound:  recvmmsg/GRO, core.handle_datagram -> TAP writes
 //!                      +----------------------- control loop (one task) --------------------+
 //!   tick 250 ms ------>| core.handle_tick (timers, rate limiter) ; snapshot -> Arc<Mutex<Status>>
 //!   poll 2 s / SIGHUP >| reload fabric -> core.apply_peers, neighbour entries                 |
@@ -15,8 +17,8 @@
 //!   metrics task: HTTP GET /metrics, encodes the snapshot
 //! ```
 //!
-//! The core takes packets one by one with borrowed buffers, so each thread (and later each
-//! worker of several) keeps its own buffers and batches.
+//! The core takes packets one by one with borrowed buffers, so each thread keeps its own
+//! buffers and batches.
 
 mod control;
 mod datapath;
@@ -25,7 +27,7 @@ mod link;
 use std::collections::HashMap;
 use std::net::{Ipv6Addr, SocketAddr, UdpSocket};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
@@ -74,26 +76,40 @@ pub async fn up(config: &Path) -> anyhow::Result<()> {
     );
     core.set_mtu(node.mtu, node.mss_clamp.limit(node.mtu));
     core.apply_peers(own.clone(), resolve_endpoints(&peers).await);
-    let core: SharedCore = Arc::new(Mutex::new(core));
+    let core: SharedCore = Arc::new(RwLock::new(core));
 
-    let underlay = Arc::new(Underlay::new(bind_udp(listen_port)?).context("UDP socket")?);
-    let link = Link::create(&node.interface, node.mtu, node.offload, &own, prefixes).await?;
+    let workers = worker_count(node.workers);
+    let underlays = bind_udp(listen_port, workers)?
+        .into_iter()
+        .map(|socket| Underlay::new(socket).map(Arc::new))
+        .collect::<Result<Vec<_>, _>>()
+        .context("UDP socket")?;
+    let underlay = underlays.first().cloned().context("no UDP socket")?;
+    let link = Link::create(
+        &node.interface,
+        workers,
+        node.mtu,
+        node.offload,
+        &own,
+        prefixes,
+    )
+    .await?;
     let mut neighbours = neighbours_of(&peers);
     link.sync_neighbours(&Neighbours::new(), &neighbours)
         .await?;
 
     let fabric_label = node.fabric.display().to_string();
     let status = Arc::new(Mutex::new(snapshot_of(
-        &datapath::lock(&core),
+        &datapath::read(&core),
         &node.interface,
         listen_port,
         &fabric_label,
     )));
     let data_path = DataPath::start(
         Arc::clone(&core),
-        Arc::clone(&link.device),
+        &link.queues,
         link.offload,
-        Arc::clone(&underlay),
+        &underlays,
     )
     .context("cannot start the forwarding threads")?;
     let control = ControlSocket::bind(&node.control_socket).await?;
@@ -128,7 +144,7 @@ pub async fn up(config: &Path) -> anyhow::Result<()> {
         tokio::select! {
             _ = tick.tick() => {
                 let fresh = {
-                    let mut core = datapath::lock(&core);
+                    let core = datapath::read(&core);
                     core.handle_tick(Instant::now(), &mut out, |to, datagram| {
                         timer_sends.push((to, datagram.to_vec()));
                     });
@@ -196,7 +212,7 @@ fn snapshot_of(core: &Core, interface: &str, port: u16, fabric: &str) -> Status 
 async fn reload(
     node: &NodeFile,
     own_public_key: &[u8; 32],
-    core: &Mutex<Core>,
+    core: &RwLock<Core>,
     link: &Link,
     neighbours: &mut Neighbours,
     prefixes: LanPrefixes,
@@ -225,7 +241,7 @@ async fn reload(
         .collect();
     let configs = resolve_endpoints(&peers).await;
     let (old_own, changes) = {
-        let mut core = datapath::lock(core);
+        let mut core = datapath::write(core);
         let old_own = core.own().clone();
         (old_own, core.apply_peers(own.clone(), configs))
     };
@@ -279,24 +295,69 @@ async fn resolve_endpoints(peers: &[PeerSpec]) -> Vec<PeerConfig> {
         .collect()
 }
 
-/// The UDP socket: dual-stack `[::]:port` where IPv6 exists, else `0.0.0.0:port`, with
-/// [`UDP_BUFFER_BYTES`] buffers (forced past `net.core.rmem_max` when allowed).
-fn bind_udp(port: u16) -> anyhow::Result<UdpSocket> {
-    let socket = match UdpSocket::bind((Ipv6Addr::UNSPECIFIED, port)) {
+/// Forwarding workers: as the node file says, else one per core.
+fn worker_count(configured: Option<u16>) -> usize {
+    configured.map_or_else(
+        || std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        usize::from,
+    )
+}
+
+/// The UDP sockets of the tunnels, one per worker, all on `port` (`SO_REUSEPORT` when more
+/// than one: the kernel hashes each peer's address onto one of them): dual-stack `[::]:port`
+/// where IPv6 exists, else `0.0.0.0:port`, with [`UDP_BUFFER_BYTES`] buffers (forced past
+/// `net.core.rmem_max` when allowed).
+fn bind_udp(port: u16, count: usize) -> anyhow::Result<Vec<UdpSocket>> {
+    let reuse = count > 1;
+    let first = match bind_one(SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)), reuse) {
         Ok(socket) => socket,
-        Err(_) => UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, port))
+        Err(_) => bind_one(SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, port)), reuse)
             .with_context(|| format!("cannot bind UDP port {port}"))?,
     };
-    let forced = setsockopt(&socket, sockopt::RcvBufForce, &UDP_BUFFER_BYTES)
-        .and_then(|()| setsockopt(&socket, sockopt::SndBufForce, &UDP_BUFFER_BYTES));
-    if forced.is_err() {
-        let capped = setsockopt(&socket, sockopt::RcvBuf, &UDP_BUFFER_BYTES)
-            .and_then(|()| setsockopt(&socket, sockopt::SndBuf, &UDP_BUFFER_BYTES));
-        if let Err(error) = capped {
-            tracing::warn!(%error, "cannot enlarge the UDP socket buffers");
+    let address = first.local_addr()?;
+    let mut sockets = vec![first];
+    for _ in 1..count {
+        sockets.push(
+            bind_one(address, true)
+                .with_context(|| format!("cannot bind another UDP socket to {address}"))?,
+        );
+    }
+    for socket in &sockets {
+        let forced = setsockopt(socket, sockopt::RcvBufForce, &UDP_BUFFER_BYTES)
+            .and_then(|()| setsockopt(socket, sockopt::SndBufForce, &UDP_BUFFER_BYTES));
+        if forced.is_err() {
+            let capped = setsockopt(socket, sockopt::RcvBuf, &UDP_BUFFER_BYTES)
+                .and_then(|()| setsockopt(socket, sockopt::SndBuf, &UDP_BUFFER_BYTES));
+            if let Err(error) = capped {
+                tracing::warn!(%error, "cannot enlarge the UDP socket buffers");
+            }
         }
     }
-    Ok(socket)
+    Ok(sockets)
+}
+
+/// One UDP socket bound to `address` (IPv6: dual-stack), with `SO_REUSEPORT` when `reuse`.
+fn bind_one(address: SocketAddr, reuse: bool) -> std::io::Result<UdpSocket> {
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, SockaddrIn, SockaddrIn6, bind, socket,
+    };
+    let family = if address.is_ipv6() {
+        AddressFamily::Inet6
+    } else {
+        AddressFamily::Inet
+    };
+    let fd = socket(family, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)?;
+    if reuse {
+        setsockopt(&fd, sockopt::ReusePort, &true)?;
+    }
+    match address {
+        SocketAddr::V6(v6) => {
+            setsockopt(&fd, sockopt::Ipv6V6Only, &false)?;
+            bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn6::from(v6))?;
+        }
+        SocketAddr::V4(v4) => bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::from(v4))?,
+    }
+    Ok(UdpSocket::from(fd))
 }
 
 /// An address as the core sees it: IPv4-mapped IPv6 addresses of the dual-stack socket as IPv4.
