@@ -67,11 +67,77 @@ pub enum Command {
         #[arg(long, global = true)]
         json: bool,
     },
+    /// Members' IRR data: `irr refresh` rewrites the files the fabric names from the IRR.
+    Irr {
+        /// What to do.
+        #[command(subcommand)]
+        command: IrrCommand,
+    },
     /// Print shell completions.
     Completions {
         /// Shell to generate for.
         shell: clap_complete::Shell,
     },
+}
+
+/// `irr` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum IrrCommand {
+    /// Run bgpq4 for each member's AS-SET and write its prefixes_file and asns_file
+    /// atomically; then reload the route server (SIGHUP or `route-server reload`) to apply
+    /// them. Exits 1 when any member failed (its old files stay).
+    Refresh {
+        /// The fabric file.
+        #[arg(short = 'c', long = "config", default_value = DEFAULT_FABRIC)]
+        config: PathBuf,
+        /// Only this member.
+        #[arg(long)]
+        member: Option<String>,
+        /// The bgpq4 program.
+        #[arg(long, default_value = "bgpq4")]
+        bgpq4: PathBuf,
+        /// IRR server to query, `host` or `host:port` (bgpq4's `-h`; its default is rr.ntt.net).
+        #[arg(long = "irr-server")]
+        irr_server: Option<String>,
+        /// Seconds one bgpq4 run may take.
+        #[arg(long, default_value_t = crate::irr::DEFAULT_BGPQ4_TIMEOUT.as_secs())]
+        timeout: u64,
+    },
+}
+
+/// `route-server irr ...`.
+fn irr_command(command: &IrrCommand) -> ExitCode {
+    let IrrCommand::Refresh {
+        config,
+        member,
+        bgpq4,
+        irr_server,
+        timeout,
+    } = command;
+    let result = (|| -> anyhow::Result<bool> {
+        let fabric = load(config)?;
+        let options = crate::irr::RefreshOptions {
+            bgpq4: bgpq4.clone(),
+            server: irr_server.clone(),
+            member: member.clone(),
+            timeout: std::time::Duration::from_secs(*timeout),
+        };
+        let reports = runtime()?.block_on(crate::irr::refresh(&fabric, &options))?;
+        let mut ok = true;
+        for report in &reports {
+            println!("{report}");
+            ok &= !matches!(report.outcome, crate::irr::Outcome::Failed(_));
+        }
+        Ok(ok)
+    })();
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("route-server: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Command-line overrides of the route server's listeners, for testing and demos.
@@ -142,6 +208,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { file } => check(&file),
+        Command::Irr { command } => irr_command(&command),
         Command::Completions { shell } => {
             let mut command = Cli::command();
             clap_complete::generate(shell, &mut command, "route-server", &mut std::io::stdout());
@@ -174,10 +241,10 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
 }
 
 fn check(file: &Path) -> ExitCode {
-    match Fabric::load(file) {
-        Ok(fabric) => {
+    match crate::irr::load_fabric(file) {
+        Ok((fabric, loaded)) => {
             println!(
-                "{}: ok: exchange {}, {} route server(s), {} member(s)",
+                "{}: ok: exchange {}, {} route server(s), {} member(s), {loaded}",
                 file.display(),
                 fabric.exchange.name,
                 fabric.route_servers.len(),
@@ -242,7 +309,9 @@ fn run(
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    let mut fabric = load(config)?;
+    let (mut fabric, loaded) =
+        crate::irr::load_fabric(config).map_err(|error| anyhow::anyhow!("{error}"))?;
+    info!("{loaded}");
     let name = route_server_name(&fabric, wanted)?;
     overrides.apply(&mut fabric, &name);
     runtime()?.block_on(async move {

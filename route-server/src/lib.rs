@@ -6,6 +6,7 @@ pub mod cli;
 pub mod client;
 pub mod driver;
 pub mod http;
+pub mod irr;
 pub mod ixf;
 pub mod metrics;
 pub mod policy;

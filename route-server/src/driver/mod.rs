@@ -143,8 +143,9 @@ fn reload(current: &Fabric, route_server: &str, metrics: &Metrics) -> Option<Fab
             .fabric_reload_success
             .set(i64::from(result == "applied"));
     };
-    let fresh = match Fabric::load(&current.source) {
-        Ok(fresh) => fresh,
+    // The members' IRR files are read again too: a reload after `irr refresh` applies them.
+    let fresh = match crate::irr::load_fabric(&current.source) {
+        Ok((fresh, _)) => fresh,
         Err(error) => {
             tracing::error!("fabric reload refused, the running policy stays:\n{error}");
             outcome("invalid");

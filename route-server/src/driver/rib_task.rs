@@ -467,6 +467,7 @@ fn policy_neighbors(fabric: &Fabric, neighbors: &[NeighborConfig]) -> Vec<Neighb
                     asn: vixp_fabric::Asn(neighbor.asn),
                     addresses: vec![neighbor.address],
                     same_asn_addresses: vec![neighbor.address],
+                    irr: None,
                 },
                 |member| Neighbor::new(member, &fabric.members),
             )

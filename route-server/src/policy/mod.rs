@@ -15,15 +15,16 @@
 //! 6. [`filters::never_via_route_servers`]: no "never via route servers" ASN.
 //! 7. [`filters::bogon_prefix`]: not a bogon, the default route or inside the LAN.
 //! 8. [`filters::prefix_length`]: within the family's length range.
-//! 9. IRR (prefix in the member's AS-SET, origin among its ASNs) and RPKI origin validation
-//!    (invalid refused) take this place when they are added; both need per-member data
-//!    loaded outside this pure pipeline.
+//! 9. `irr::irr`: the prefix is in the member's IRR prefixes (within each entry's length
+//!    range) and the origin among its IRR origin ASNs; a member without IRR data, or without
+//!    one of the two lists, is not checked against it. Then RPKI origin validation.
 //! 10. [`filters::communities`]: not more communities than the limit.
 //!
 //! Max-prefix is not a per-route filter: it counts a session's accepted routes and acts on
 //! the session, so it lives with the session, not here.
 
 pub mod filters;
+mod irr;
 mod reason;
 
 use std::net::IpAddr;
@@ -71,6 +72,8 @@ pub struct Neighbor {
     /// LAN addresses of every member with this ASN, the member's own included (the next
     /// hops `same_asn` accepts).
     pub same_asn_addresses: Vec<IpAddr>,
+    /// The member's IRR data (`None`: no IRR filtering for this member).
+    pub irr: Option<Arc<vixp_fabric::IrrData>>,
 }
 
 impl Neighbor {
@@ -86,6 +89,7 @@ impl Neighbor {
                 .filter(|other| other.asn == member.asn)
                 .flat_map(Member::lan_addresses)
                 .collect(),
+            irr: member.irr.as_ref().and_then(|irr| irr.data.clone()),
         }
     }
 
@@ -134,6 +138,7 @@ fn check(
     filters::never_via_route_servers(attributes, policy)?;
     filters::bogon_prefix(prefix, policy, lan)?;
     filters::prefix_length(prefix, policy)?;
+    irr::irr(prefix, attributes, neighbor)?;
     filters::communities(attributes, policy)?;
     Ok(())
 }
@@ -179,6 +184,7 @@ pub(crate) mod tests {
             asn: Asn(64501),
             same_asn_addresses: addresses.clone(),
             addresses,
+            irr: None,
         }
     }
 

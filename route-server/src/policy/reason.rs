@@ -94,6 +94,22 @@ pub enum Reason {
         /// The shortest length accepted.
         min: u8,
     },
+    /// The prefix is not covered by the member's IRR prefix list (`irr.prefixes_file` or
+    /// `irr.prefixes`).
+    NotInIrrPrefixes {
+        /// The refused prefix.
+        prefix: Prefix,
+        /// The member that sent it.
+        member: Arc<str>,
+    },
+    /// The origin ASN is not in the member's IRR origin list (`irr.asns_file` or
+    /// `irr.origins`).
+    OriginNotInIrr {
+        /// The origin ASN, `None` when the path ends in an AS_SET.
+        origin: Option<u32>,
+        /// The member that sent the route.
+        member: Arc<str>,
+    },
     /// More communities (standard, extended and large together) than the policy allows.
     TooManyCommunities {
         /// Communities on the route.
@@ -146,7 +162,7 @@ pub enum BogonSource {
 
 impl Reason {
     /// Every label [`Reason::label`] can return, for registering metrics up front.
-    pub const LABELS: [&'static str; 11] = [
+    pub const LABELS: [&'static str; 13] = [
         "next_hop_not_peer",
         "first_as_not_peer",
         "as_path_empty",
@@ -157,6 +173,8 @@ impl Reason {
         "bogon_prefix",
         "prefix_too_long",
         "prefix_too_short",
+        "not_in_irr_prefixes",
+        "origin_not_in_irr",
         "too_many_communities",
     ];
 
@@ -174,6 +192,9 @@ impl Reason {
             // IXP Manager treats PeeringDB's "never via route servers" networks as
             // transit-free ones.
             Self::TransitFreeAsn { .. } | Self::NeverViaRouteServersAsn { .. } => 14,
+            // IXP Manager: 9 "IRRDB prefix filtered", 10 "IRRDB origin filtered".
+            Self::NotInIrrPrefixes { .. } => 9,
+            Self::OriginNotInIrr { .. } => 10,
             Self::TooManyCommunities { .. } => 15,
         }
     }
@@ -191,6 +212,8 @@ impl Reason {
             Self::BogonPrefix { .. } => "bogon_prefix",
             Self::PrefixTooLong { .. } => "prefix_too_long",
             Self::PrefixTooShort { .. } => "prefix_too_short",
+            Self::NotInIrrPrefixes { .. } => "not_in_irr_prefixes",
+            Self::OriginNotInIrr { .. } => "origin_not_in_irr",
             Self::TooManyCommunities { .. } => "too_many_communities",
         }
     }
@@ -303,6 +326,25 @@ impl fmt::Display for Reason {
                 "/{length} is shorter than the shortest {} prefix accepted, /{min}",
                 family_word(*family)
             ),
+            Self::NotInIrrPrefixes { prefix, member } => write!(
+                f,
+                "{prefix} is not in {member}'s IRR prefixes (AS-SET or prefix list)"
+            ),
+            Self::OriginNotInIrr {
+                origin: Some(origin),
+                member,
+            } => write!(
+                f,
+                "origin AS{origin} is not in {member}'s IRR origin ASNs (AS-SET or origin list)"
+            ),
+            Self::OriginNotInIrr {
+                origin: None,
+                member,
+            } => write!(
+                f,
+                "the AS path ends in an AS_SET, so its origin cannot be in {member}'s IRR origin \
+                 ASNs"
+            ),
             Self::TooManyCommunities { count, max } => write!(
                 f,
                 "{count} communities is more than the limit of {max} (standard, extended and \
@@ -357,6 +399,14 @@ mod tests {
                 length: 8,
                 min: 12,
             },
+            Reason::NotInIrrPrefixes {
+                prefix: "198.18.99.0/24".parse().expect("valid"),
+                member: Arc::from("alpha"),
+            },
+            Reason::OriginNotInIrr {
+                origin: Some(64999),
+                member: Arc::from("alpha"),
+            },
             Reason::TooManyCommunities {
                 count: 101,
                 max: 100,
@@ -383,6 +433,8 @@ mod tests {
                 ("bogon_prefix", 3),
                 ("prefix_too_long", 1),
                 ("prefix_too_short", 2),
+                ("not_in_irr_prefixes", 9),
+                ("origin_not_in_irr", 10),
                 ("too_many_communities", 15),
             ]
         );
