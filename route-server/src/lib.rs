@@ -11,3 +11,4 @@ pub mod ixf;
 pub mod metrics;
 pub mod policy;
 pub mod rib;
+pub mod rpki;

@@ -115,6 +115,8 @@ pub struct Metrics {
     pub rib_paths: Gauge,
     /// Distinct (interned) attribute sets in the RIB.
     pub rib_attribute_sets: Gauge,
+    /// RPKI payload and RTR cache metrics (`route_server_rpki_*`).
+    pub rpki: crate::rpki::rtr::RpkiMetrics,
 }
 
 impl Default for Metrics {
@@ -152,6 +154,7 @@ impl Metrics {
             rib_prefixes: Gauge::default(),
             rib_paths: Gauge::default(),
             rib_attribute_sets: Gauge::default(),
+            rpki: crate::rpki::rtr::RpkiMetrics::default(),
         };
         registry.register(
             "session_up",
@@ -264,6 +267,7 @@ impl Metrics {
             "Distinct path attribute sets in the RIB (shared between routes)",
             metrics.rib_attribute_sets.clone(),
         );
+        metrics.rpki.register(&mut registry);
         Metrics {
             registry,
             ..metrics

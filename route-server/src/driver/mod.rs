@@ -263,6 +263,15 @@ pub async fn run(
         tasks.spawn(task.run());
     }
     let rib_reload = rib_events.clone();
+    // RPKI payload (RTR caches, VRP file) reaches the RIB task as `RibEvent::Rpki`.
+    if let Some(rpki) = fabric.policy.rpki.clone() {
+        tasks.spawn(crate::rpki::rtr::run(
+            rpki,
+            Arc::clone(&metrics),
+            rib_events.clone(),
+            shutdown.clone(),
+        ));
+    }
     drop(rib_events);
 
     // Listed from start-up, so alerts on refusals work before the first one.

@@ -59,6 +59,8 @@ pub enum RibEvent {
     },
     /// A new fabric file with the same members: apply its policy to every stored route.
     Reload(Arc<Fabric>),
+    /// The RPKI payload in force changed (`None`: none left): judge every stored route again.
+    Rpki(Option<Arc<crate::rpki::VrpSet>>),
 }
 
 /// What the RIB task tells a neighbor task about its session.
@@ -131,6 +133,8 @@ pub struct RibTask {
     over_limit: Vec<bool>,
     wakeup: Arc<Notify>,
     metrics: Arc<Metrics>,
+    /// The RPKI payload in force, handed to every neighbor's policy view.
+    rpki: Option<Arc<crate::rpki::VrpSet>>,
 }
 
 impl RibTask {
@@ -178,6 +182,7 @@ impl RibTask {
             over_limit,
             wakeup,
             metrics,
+            rpki: None,
         }
     }
 
@@ -255,6 +260,9 @@ impl RibTask {
             }
             RibEvent::Reload(fabric) => {
                 self.policy_neighbors = policy_neighbors(&fabric, &self.neighbors);
+                for neighbor in &mut self.policy_neighbors {
+                    neighbor.rpki = self.rpki.clone();
+                }
                 self.fabric = fabric;
                 for reset in &self.resets {
                     let _ = reset.send(Reset::Release);
@@ -282,7 +290,38 @@ impl RibTask {
                 }
                 self.update_gauges();
             }
+            RibEvent::Rpki(vrps) => self.rpki_changed(vrps),
         }
+    }
+
+    /// New RPKI payload (issue 5 item 2): every established neighbor's stored routes, accepted
+    /// and refused, are judged again, so routes that became invalid are withdrawn from clients
+    /// and routes that became valid (or not found) are announced; unchanged ones send nothing.
+    fn rpki_changed(&mut self, vrps: Option<Arc<crate::rpki::VrpSet>>) {
+        self.rpki = vrps;
+        for neighbor in &mut self.policy_neighbors {
+            neighbor.rpki = self.rpki.clone();
+        }
+        if self.fabric.policy.rpki.is_none() {
+            return;
+        }
+        for neighbor in &self.neighbors {
+            let position = index(neighbor.id);
+            let up = self.generations.get(position).copied().flatten().is_some();
+            let Some(policy_neighbor) = self.policy_neighbors.get(position) else {
+                continue;
+            };
+            if !up {
+                continue;
+            }
+            let fabric = &self.fabric;
+            let import = |prefix: &Prefix, attributes: &vixp_bgp::Attributes| {
+                policy::import(prefix, attributes, policy_neighbor, &fabric.policy, &fabric.lan)
+            };
+            self.rib.reevaluate(neighbor.id, &import);
+        }
+        debug!("RPKI payload changed: stored routes judged again");
+        self.update_gauges();
     }
 
     /// RFC 4486 subcode 1: acts once per session when a member announces more prefixes of the
@@ -468,6 +507,7 @@ fn policy_neighbors(fabric: &Fabric, neighbors: &[NeighborConfig]) -> Vec<Neighb
                     addresses: vec![neighbor.address],
                     same_asn_addresses: vec![neighbor.address],
                     irr: None,
+                    rpki: None,
                 },
                 |member| Neighbor::new(member, &fabric.members),
             )

@@ -74,6 +74,9 @@ pub struct Neighbor {
     pub same_asn_addresses: Vec<IpAddr>,
     /// The member's IRR data (`None`: no IRR filtering for this member).
     pub irr: Option<Arc<vixp_fabric::IrrData>>,
+    /// The RPKI payload in force (`None`: none loaded yet, or RPKI not configured); the
+    /// RIB task swaps it in when the payload changes.
+    pub rpki: Option<Arc<crate::rpki::VrpSet>>,
 }
 
 impl Neighbor {
@@ -90,6 +93,7 @@ impl Neighbor {
                 .flat_map(Member::lan_addresses)
                 .collect(),
             irr: member.irr.as_ref().and_then(|irr| irr.data.clone()),
+            rpki: None,
         }
     }
 
@@ -139,6 +143,9 @@ fn check(
     filters::bogon_prefix(prefix, policy, lan)?;
     filters::prefix_length(prefix, policy)?;
     irr::irr(prefix, attributes, neighbor)?;
+    if let Some(rpki) = &policy.rpki {
+        crate::rpki::filter(prefix, attributes, neighbor.rpki.as_ref(), rpki)?;
+    }
     filters::communities(attributes, policy)?;
     Ok(())
 }
@@ -185,6 +192,7 @@ pub(crate) mod tests {
             same_asn_addresses: addresses.clone(),
             addresses,
             irr: None,
+            rpki: None,
         }
     }
 

@@ -117,6 +117,24 @@ pub enum Reason {
         /// The limit.
         max: u32,
     },
+    /// RPKI origin validation (RFC 6811): VRPs cover the prefix and none authorises the origin
+    /// with this length.
+    RpkiInvalid {
+        /// The refused prefix.
+        prefix: Prefix,
+        /// The route's origin ASN (`None`: the path ends in an AS_SET).
+        origin: Option<u32>,
+        /// One of the VRPs covering the prefix.
+        covering: crate::rpki::Vrp,
+    },
+    /// ASPA verification (draft-ietf-sidrops-aspa-verification): `customer`'s ASPA does not
+    /// list `next` as its provider, so the path is a leak or forged.
+    AspaInvalid {
+        /// The AS whose ASPA refuses the hop.
+        customer: u32,
+        /// The AS the route went to next.
+        next: u32,
+    },
 }
 
 /// Why an ASN may not appear in an AS_PATH learnt from a member.
@@ -162,7 +180,7 @@ pub enum BogonSource {
 
 impl Reason {
     /// Every label [`Reason::label`] can return, for registering metrics up front.
-    pub const LABELS: [&'static str; 13] = [
+    pub const LABELS: [&'static str; 15] = [
         "next_hop_not_peer",
         "first_as_not_peer",
         "as_path_empty",
@@ -175,6 +193,8 @@ impl Reason {
         "prefix_too_short",
         "not_in_irr_prefixes",
         "origin_not_in_irr",
+        "rpki_invalid",
+        "aspa_invalid",
         "too_many_communities",
     ];
 
@@ -196,6 +216,9 @@ impl Reason {
             Self::NotInIrrPrefixes { .. } => 9,
             Self::OriginNotInIrr { .. } => 10,
             Self::TooManyCommunities { .. } => 15,
+            Self::RpkiInvalid { .. } => 13,
+            // IXP Manager and arouteserver have no ASPA code yet: the next free one.
+            Self::AspaInvalid { .. } => 16,
         }
     }
 
@@ -215,6 +238,8 @@ impl Reason {
             Self::NotInIrrPrefixes { .. } => "not_in_irr_prefixes",
             Self::OriginNotInIrr { .. } => "origin_not_in_irr",
             Self::TooManyCommunities { .. } => "too_many_communities",
+            Self::RpkiInvalid { .. } => "rpki_invalid",
+            Self::AspaInvalid { .. } => "aspa_invalid",
         }
     }
 
@@ -350,6 +375,27 @@ impl fmt::Display for Reason {
                 "{count} communities is more than the limit of {max} (standard, extended and \
                  large counted together)"
             ),
+            Self::RpkiInvalid {
+                prefix,
+                origin,
+                covering,
+            } => match origin {
+                Some(origin) => write!(
+                    f,
+                    "RPKI invalid: origin AS{origin} of {prefix} is not authorised by the VRPs \
+                     covering it ({covering})"
+                ),
+                None => write!(
+                    f,
+                    "RPKI invalid: {prefix} ends in an AS_SET, which no VRP can authorise \
+                     ({covering} covers it)"
+                ),
+            },
+            Self::AspaInvalid { customer, next } => write!(
+                f,
+                "ASPA invalid: AS{customer}'s ASPA does not list AS{next} as a provider, so \
+                 the path is a route leak"
+            ),
         }
     }
 }
@@ -407,6 +453,19 @@ mod tests {
                 origin: Some(64999),
                 member: Arc::from("alpha"),
             },
+            Reason::RpkiInvalid {
+                prefix: "198.18.65.0/24".parse().expect("valid"),
+                origin: Some(64501),
+                covering: crate::rpki::Vrp {
+                    prefix: "198.18.64.0/18".parse().expect("valid"),
+                    max_length: 24,
+                    asn: 64510,
+                },
+            },
+            Reason::AspaInvalid {
+                customer: 64510,
+                next: 64501,
+            },
             Reason::TooManyCommunities {
                 count: 101,
                 max: 100,
@@ -435,6 +494,8 @@ mod tests {
                 ("prefix_too_short", 2),
                 ("not_in_irr_prefixes", 9),
                 ("origin_not_in_irr", 10),
+                ("rpki_invalid", 13),
+                ("aspa_invalid", 16),
                 ("too_many_communities", 15),
             ]
         );
