@@ -44,9 +44,10 @@ const QUERY_VARIABLES: [(&str, &str); 5] = [
 ];
 
 /// `promtool test rules` cases for alerts.yml (its path is prepended): after 20 minutes exactly
-/// the five alerts meant to fire do (a session that was up, 95% of max-prefix, a rejected
-/// fabric, a 9-minute-old handshake, 20 spoofed drops/s); a session never established, exactly
-/// 90% of max-prefix, a fresh or absent handshake, broadcast drops and 1 drop/s do not; at 3
+/// the six alerts meant to fire do (a session that was up, 95% of max-prefix, a rejected
+/// fabric, no RPKI cache for 18 minutes, a 9-minute-old handshake, 20 spoofed drops/s); a
+/// session never established, exactly 90% of max-prefix, RPKI caches gone for 3 minutes, a
+/// fresh or absent handshake, broadcast drops and 1 drop/s do not; at 3
 /// minutes nothing fires yet because of each rule's `for`.
 const RULE_TESTS: &str = r#"evaluation_interval: 1m
 tests:
@@ -72,6 +73,10 @@ tests:
         values: '1 1 1 0x30'
       - series: 'route_server_fabric_reload_success{instance="rs2"}'
         values: '1x30'
+      - series: 'route_server_rpki_stale{instance="rs"}'
+        values: '0 0 1x30'
+      - series: 'route_server_rpki_stale{instance="rs2"}'
+        values: '0 1 1 1 0x30'
       - series: 'vixp_latest_handshake_seconds{instance="n",member="alpha"}'
         values: '60x30'
       - series: 'vixp_latest_handshake_seconds{instance="n",member="bravo"}'
@@ -93,6 +98,8 @@ tests:
           - labels: 'ALERTS{alertname="RouteServerMemberNearMaxPrefix",alertstate="firing",severity="warning",instance="rs",member="alpha",family="ipv4"}'
             value: 1
           - labels: 'ALERTS{alertname="RouteServerFabricRejected",alertstate="firing",severity="critical",instance="rs"}'
+            value: 1
+          - labels: 'ALERTS{alertname="RouteServerRpkiCacheStale",alertstate="firing",severity="warning",instance="rs"}'
             value: 1
           - labels: 'ALERTS{alertname="VixpHandshakeStale",alertstate="firing",severity="warning",instance="n",member="alpha"}'
             value: 1
@@ -409,7 +416,7 @@ fn promtool_accepts_the_scrape_config_and_its_rule_files() {
 fn promtool_accepts_the_alert_rules() {
     let rules = prometheus_dir().join("alerts.yml");
     let output = promtool(&["check", "rules", &rules.to_string_lossy()]);
-    assert!(output.contains("SUCCESS: 5 rules found"), "{output}");
+    assert!(output.contains("SUCCESS: 6 rules found"), "{output}");
 }
 
 #[test]
