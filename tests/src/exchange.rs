@@ -249,6 +249,32 @@ impl Member {
     }
 }
 
+/// Extra fabric-file text for our route server, for tests that need policy or member fields
+/// the plain exchange does not set (IRR lists, BLACKHOLE opt-in, BGP role).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FabricExtras {
+    /// YAML lines added to the `policy:` block, each indented by two spaces (`  bgp_role:
+    /// strict`).
+    pub policy: String,
+    /// `(member name, YAML lines)` added to that member's entry, each indented by four spaces
+    /// (`    blackhole: true`).
+    pub members: Vec<(String, String)>,
+}
+
+impl FabricExtras {
+    /// Adds `lines` to member `name`'s entry.
+    pub fn member(mut self, name: &str, lines: &str) -> Self {
+        self.members.push((name.to_owned(), lines.to_owned()));
+        self
+    }
+
+    /// Adds `lines` to the policy block.
+    pub fn policy(mut self, lines: &str) -> Self {
+        self.policy.push_str(lines);
+        self
+    }
+}
+
 /// The route server process.
 #[derive(Debug)]
 pub enum RouteServer {
@@ -275,6 +301,17 @@ impl Exchange {
         kind: RouteServerKind,
         members: Vec<MemberSpec>,
     ) -> Result<Self, Error> {
+        Self::start_with(label, kind, members, &FabricExtras::default())
+    }
+
+    /// [`Exchange::start`] with `extras` added to our route server's fabric file (the BIRD
+    /// route server ignores them).
+    pub fn start_with(
+        label: &str,
+        kind: RouteServerKind,
+        members: Vec<MemberSpec>,
+        extras: &FabricExtras,
+    ) -> Result<Self, Error> {
         let dir = TempDir::new(label)?;
         let mut lan = Lan::new()?;
         let route_server_host =
@@ -291,7 +328,7 @@ impl Exchange {
                 route_server_bird_config(&members),
             )?),
             RouteServerKind::Ours => {
-                let fabric = dir.write("fabric.yaml", &fabric_yaml(&members))?;
+                let fabric = dir.write("fabric.yaml", &fabric_yaml_with(&members, extras))?;
                 let args = vec![
                     "run".to_owned(),
                     "-c".to_owned(),
@@ -652,6 +689,11 @@ pub fn test_public_key(host: u8) -> String {
 
 /// The fabric.yaml (v1) describing a test exchange, for our route server.
 pub fn fabric_yaml(members: &[MemberSpec]) -> String {
+    fabric_yaml_with(members, &FabricExtras::default())
+}
+
+/// [`fabric_yaml`] with `extras` added to the policy block and to members' entries.
+pub fn fabric_yaml_with(members: &[MemberSpec], extras: &FabricExtras) -> String {
     let mut yaml = String::new();
     let _ = write!(
         yaml,
@@ -659,10 +701,12 @@ pub fn fabric_yaml(members: &[MemberSpec]) -> String {
          exchange:\n  name: VIXP-Test\n  description: vixp interop test exchange\n\
          lan:\n  ipv4: 198.18.0.0/24\n  ipv6: \"fd00:198:18::/64\"\n\
          policy:\n  allow_prefixes: [198.18.0.0/15, \"fd00::/8\"]\n  reject_private_asns: false\n\
+         {}\
          route_servers:\n  - name: {ROUTE_SERVER_NAME}\n    asn: {ROUTE_SERVER_ASN}\n    \
          ipv4: {}\n    ipv6: \"{}\"\n    public_key: \"{}\"\n    \
          bgp:\n      hold_time: {HOLD_TIME}\n      connect_retry: 2\n    \
          http: {ROUTE_SERVER_HTTP}\n",
+        with_newline(&extras.policy),
         lan_ipv4(ROUTE_SERVER_HOST),
         lan_ipv6(ROUTE_SERVER_HOST),
         test_public_key(ROUTE_SERVER_HOST),
@@ -678,8 +722,24 @@ pub fn fabric_yaml(members: &[MemberSpec]) -> String {
             member.ipv6(),
             test_public_key(member.host),
         );
+        for (_, lines) in extras
+            .members
+            .iter()
+            .filter(|(name, _)| *name == member.name)
+        {
+            yaml.push_str(&with_newline(lines));
+        }
     }
     yaml
+}
+
+/// `text` ending in a newline (empty stays empty).
+fn with_newline(text: &str) -> String {
+    if text.is_empty() || text.ends_with('\n') {
+        text.to_owned()
+    } else {
+        format!("{text}\n")
+    }
 }
 
 #[cfg(test)]
@@ -758,6 +818,27 @@ mod tests {
             .unwrap_or_else(|error| panic!("{error}\n{yaml}"));
         assert_eq!(fabric.members.len(), 2);
         assert_eq!(fabric.route_servers.len(), 1);
+    }
+
+    #[test]
+    fn extras_land_in_the_policy_block_and_the_member_entry() {
+        let extras = FabricExtras::default()
+            .policy("  max_communities: 50")
+            .member(
+                "alpha",
+                "    irr:\n      prefixes: [198.18.128.0/24]\n      origins: [64501]",
+            );
+        let yaml = fabric_yaml_with(&members(), &extras);
+        let fabric = vixp_fabric::Fabric::parse(&yaml, std::path::Path::new("fabric.yaml"))
+            .unwrap_or_else(|error| panic!("{error}\n{yaml}"));
+        assert_eq!(fabric.policy.max_communities, 50, "{yaml}");
+        let irr = fabric.members[0].irr.as_ref().expect("irr block");
+        let data = irr.data.as_ref().expect("inline data");
+        assert!(data.origins.as_ref().is_some_and(|o| o.contains(64501)));
+        assert_eq!(
+            fabric_yaml_with(&members(), &FabricExtras::default()),
+            fabric_yaml(&members())
+        );
     }
 
     #[test]

@@ -7,7 +7,8 @@
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
-use vixp_tests::{Announcement, Exchange, MemberKind, MemberSpec, RouteServerKind};
+use vixp_tests::exchange::FabricExtras;
+use vixp_tests::{Announcement, Exchange, MemberKind, MemberSpec, RouteServerKind, binary_path};
 
 fn prefix(text: &str) -> IpNet {
     text.parse().expect("test prefix")
@@ -132,4 +133,164 @@ fn violating_routes_from_a_bird_member_never_reach_the_others_and_say_why() {
                 .is_ok_and(|metrics| metrics.contains(series))
         },
     );
+}
+
+/// The routes our route server lists as filtered for neighbor `id`, once there are at least
+/// `count` of them (or after 15 s, whatever there are).
+fn filtered_routes(exchange: &Exchange, id: &str, count: usize) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let body = exchange
+            .route_server_get(&format!("/api/v1/neighbors/{id}/routes/filtered"))
+            .expect("filtered routes");
+        let value: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        let routes = value["routes"].as_array().cloned().unwrap_or_default();
+        if routes.len() >= count || Instant::now() > deadline {
+            return routes;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `route-server show routes --neighbor NEIGHBOR --filtered`, run in the route server's
+/// namespace against its API.
+fn cli_filtered(exchange: &Exchange, neighbor: &str) -> String {
+    let program = binary_path("route-server");
+    exchange
+        .route_server_host()
+        .netns()
+        .run(
+            &program.to_string_lossy(),
+            &[
+                "show",
+                "routes",
+                "--neighbor",
+                neighbor,
+                "--filtered",
+                "--api",
+                vixp_tests::exchange::ROUTE_SERVER_HTTP,
+            ],
+        )
+        .expect("route-server show routes --filtered")
+}
+
+/// Delta's IRR data: 198.18.170.0/23 and its /24s, origins AS64504 and AS64510.
+const DELTA_IRR: &str = "    irr:\n      prefixes: [\"198.18.170.0/23 le 24\"]\n      \
+                         origins: [64504, 64510]\n";
+
+#[test]
+fn routes_outside_a_bird_members_irr_data_never_reach_the_others_and_say_why() {
+    let good = prefix("198.18.170.0/24");
+    let customer = prefix("198.18.171.0/24");
+    let unregistered = prefix("198.18.175.0/24");
+    let foreign_origin = prefix("198.18.170.0/23");
+    let mut from_customer = Announcement::new(customer);
+    from_customer.foreign_path = vec![64510];
+    let mut from_stranger = Announcement::new(foreign_origin);
+    from_stranger.foreign_path = vec![64999];
+    let member = |name: &str, asn: u32, host: u8, announcements: Vec<Announcement>| MemberSpec {
+        name: name.to_owned(),
+        asn,
+        host,
+        kind: MemberKind::Bird,
+        announcements,
+    };
+    let members = vec![
+        member(
+            "delta",
+            64504,
+            14,
+            vec![
+                Announcement::new(good),
+                from_customer,
+                Announcement::new(unregistered),
+                from_stranger,
+            ],
+        ),
+        member(
+            "echo",
+            64505,
+            15,
+            vec![Announcement::new(prefix("198.18.180.0/24"))],
+        ),
+        member(
+            "foxtrot",
+            64506,
+            16,
+            vec![Announcement::new(prefix("198.18.190.0/24"))],
+        ),
+    ];
+    let extras = FabricExtras::default().member("delta", DELTA_IRR);
+    let exchange = Exchange::start_with("policy-irr", RouteServerKind::Ours, members, &extras)
+        .unwrap_or_else(|error| panic!("cannot start the exchange: {error}"));
+    exchange.wait_established();
+
+    // The API lists both refused routes with their reason.
+    let filtered = filtered_routes(&exchange, "delta.ipv4", 2);
+    let reason_of = |network: &IpNet| {
+        filtered
+            .iter()
+            .find(|route| route["network"] == network.to_string())
+            .unwrap_or_else(|| panic!("{network} is not listed as filtered: {filtered:#?}"))
+            ["filtered"]
+            .clone()
+    };
+    assert_eq!(reason_of(&unregistered)["label"], "not_in_irr_prefixes");
+    assert_eq!(reason_of(&foreign_origin)["label"], "origin_not_in_irr");
+    assert_eq!(filtered.len(), 2, "{filtered:#?}");
+
+    // So does the CLI, in words.
+    let shown = cli_filtered(&exchange, "delta.ipv4");
+    let line = |network: &IpNet| {
+        shown
+            .lines()
+            .find(|line| line.contains(&network.to_string()))
+            .unwrap_or_else(|| panic!("{network} missing from:\n{shown}"))
+            .to_owned()
+    };
+    assert!(line(&unregistered).contains("FILTERED: "), "{shown}");
+    assert!(line(&unregistered).contains("IRR"), "{shown}");
+    assert!(line(&foreign_origin).contains("AS64999"), "{shown}");
+    assert!(!shown.contains(&good.to_string()), "{shown}");
+
+    // Echo and foxtrot hold delta's registered routes (its own and its customer's) and neither
+    // refused one.
+    exchange.wait_for(
+        Duration::from_secs(10),
+        "echo and foxtrot to hold delta's registered routes",
+        |exchange| {
+            ["echo", "foxtrot"].iter().all(|name| {
+                exchange.member(name).routes().is_ok_and(|routes| {
+                    [good, customer]
+                        .iter()
+                        .all(|wanted| routes.iter().any(|route| route.prefix == *wanted))
+                })
+            })
+        },
+    );
+    for name in ["echo", "foxtrot"] {
+        let routes = exchange.member(name).routes().expect("routes");
+        for refused in [unregistered, foreign_origin] {
+            assert!(
+                routes.iter().all(|route| route.prefix != refused),
+                "{name} received {refused}: {routes:?}"
+            );
+        }
+    }
+
+    // Counted by reason.
+    for reason in ["not_in_irr_prefixes", "origin_not_in_irr"] {
+        let series = format!(
+            "route_server_routes_filtered{{member=\"delta\",family=\"ipv4\",reason=\"{reason}\"}} 1"
+        );
+        exchange.wait_for(
+            Duration::from_secs(5),
+            "the filtered-by-reason gauge",
+            |exchange| {
+                exchange
+                    .route_server_metrics()
+                    .is_ok_and(|metrics| metrics.contains(&series))
+            },
+        );
+    }
 }
