@@ -73,6 +73,24 @@ pub enum Command {
         #[command(subcommand)]
         command: IrrCommand,
     },
+    /// Print the exchange's peering policy, rendered from the fabric file: who may join, the
+    /// import filters in order with their parameters, max-prefix, RPKI and IRR, communities and
+    /// route servers (the page a running route server serves at /policy).
+    Policy {
+        /// The fabric file.
+        #[arg(short = 'c', long = "config", default_value = DEFAULT_FABRIC)]
+        config: PathBuf,
+        /// Which route server publishes it (its ASN is in the communities); needed when the
+        /// fabric lists several.
+        #[arg(long = "route-server", visible_alias = "name")]
+        route_server: Option<String>,
+        /// Markdown (the default).
+        #[arg(long, conflicts_with = "html")]
+        markdown: bool,
+        /// A self-contained HTML page instead of Markdown.
+        #[arg(long)]
+        html: bool,
+    },
     /// Print shell completions.
     Completions {
         /// Shell to generate for.
@@ -227,6 +245,12 @@ pub fn main() -> ExitCode {
             api,
             json,
         } => report(show(&what, &config, route_server.as_deref(), api, json)),
+        Command::Policy {
+            config,
+            route_server,
+            markdown: _,
+            html,
+        } => report(policy(&config, route_server.as_deref(), html)),
     }
 }
 
@@ -287,6 +311,21 @@ fn route_server_name(fabric: &Fabric, wanted: Option<&str>) -> anyhow::Result<St
             }
         }
     }
+}
+
+/// `route-server policy`: the published peering policy of `config` on stdout.
+fn policy(config: &Path, wanted: Option<&str>, html: bool) -> anyhow::Result<()> {
+    let fabric = load(config)?;
+    let name = route_server_name(&fabric, wanted)?;
+    let document = crate::policy_page::document(&fabric, &name)
+        .context("route server vanished from the fabric")?;
+    let text = if html {
+        crate::policy_page::html(&document)
+    } else {
+        crate::policy_page::markdown(&document)
+    };
+    std::io::stdout().write_all(text.as_bytes())?;
+    Ok(())
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -39,6 +39,7 @@ pub async fn serve(listener: TcpListener, handles: Handles, mut shutdown: watch:
         )
         .route("/api/v1/lookup/prefix", get(lookup))
         .route("/ixf-member-export.json", get(ixf_member_export))
+        .route("/policy", get(crate::policy_page::page))
         .with_state(Arc::new(handles));
     let _ = axum::serve(listener, app)
         .with_graceful_shutdown(async move {

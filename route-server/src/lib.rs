@@ -10,5 +10,6 @@ pub mod irr;
 pub mod ixf;
 pub mod metrics;
 pub mod policy;
+pub mod policy_page;
 pub mod rib;
 pub mod rpki;

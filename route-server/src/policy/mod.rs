@@ -5,7 +5,8 @@
 //! routes (the RIB keeps refused routes with their reason).
 //!
 //! The order, which decides the reason a route failing several filters gets (issue 5,
-//! item 1); each step is a function of [`filters`]:
+//! item 1), is the list [`Filter::ORDER`] that [`import`] iterates (and the published peering
+//! policy renders); each step is a function of [`filters`]:
 //!
 //! 1. [`filters::next_hop`]: NEXT_HOP is the member's own LAN address (or its ASN's).
 //! 2. [`filters::first_asn`]: the AS_PATH starts with the member's ASN.
@@ -25,6 +26,7 @@
 
 pub mod filters;
 mod irr;
+mod pipeline;
 mod reason;
 
 use std::net::IpAddr;
@@ -33,6 +35,7 @@ use std::sync::Arc;
 use vixp_bgp::{Attributes, Prefix};
 use vixp_fabric::{Asn, Lan, Member, Policy};
 
+pub use pipeline::Filter;
 pub use reason::{BogonAsnKind, BogonSource, EURO_IX_FILTERED, Reason};
 
 /// The outcome of the import policy for one route.
@@ -126,7 +129,8 @@ pub fn import(
     }
 }
 
-/// The pipeline itself: each filter in order, stopping at the first refusal.
+/// The pipeline itself: each filter of [`Filter::ORDER`] in turn, stopping at the first
+/// refusal.
 fn check(
     prefix: &Prefix,
     attributes: &Attributes,
@@ -134,19 +138,9 @@ fn check(
     policy: &Policy,
     lan: &Lan,
 ) -> Result<(), Reason> {
-    filters::next_hop(attributes, neighbor, policy)?;
-    filters::first_asn(attributes, neighbor)?;
-    filters::as_path_length(attributes, policy)?;
-    filters::bogon_asns(attributes, policy)?;
-    filters::transit_free_asns(attributes, neighbor, policy)?;
-    filters::never_via_route_servers(attributes, policy)?;
-    filters::bogon_prefix(prefix, policy, lan)?;
-    filters::prefix_length(prefix, policy)?;
-    irr::irr(prefix, attributes, neighbor)?;
-    if let Some(rpki) = &policy.rpki {
-        crate::rpki::filter(prefix, attributes, neighbor.rpki.as_ref(), rpki)?;
+    for filter in Filter::ORDER {
+        filter.apply(prefix, attributes, neighbor, policy, lan)?;
     }
-    filters::communities(attributes, policy)?;
     Ok(())
 }
 

@@ -19,13 +19,13 @@ use vixp_bgp::{Attributes, LargeCommunity, Segment, SegmentKind};
 /// NO_EXPORT (RFC 1997).
 pub const NO_EXPORT: u32 = 0xffff_ff01;
 /// Large community "function" of a do-not-announce-to action.
-const DO_NOT_ANNOUNCE: u32 = 0;
+pub const DO_NOT_ANNOUNCE: u32 = 0;
 /// Large community function of an announce-to action.
-const ANNOUNCE: u32 = 1;
+pub const ANNOUNCE: u32 = 1;
 /// Large community functions of the prepend actions (1, 2, 3 times).
-const PREPEND: std::ops::RangeInclusive<u32> = 101..=103;
+pub const PREPEND: std::ops::RangeInclusive<u32> = 101..=103;
 /// Large community function of add-NO_EXPORT-to-peer.
-const ADD_NO_EXPORT: u32 = 65281;
+pub const ADD_NO_EXPORT: u32 = 65281;
 
 /// Whether a standard community is an action community of the route server `rs`.
 fn standard_action(community: u32, rs: u32) -> bool {

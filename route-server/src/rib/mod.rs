@@ -14,8 +14,8 @@
 //! for each prefix it reads. A new or refreshed client first walks the whole table. Memory is one
 //! log entry per change, shared by all clients, instead of one entry per change per client.
 
-mod actions;
-mod best;
+pub(crate) mod actions;
+pub(crate) mod best;
 mod intern;
 mod log;
 
