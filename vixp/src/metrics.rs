@@ -11,7 +11,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
-use crate::status::{PeerView, Status};
+use crate::status::{FabricVersion, PeerView, Status};
 
 /// Labels of per-member series.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -34,6 +34,20 @@ struct EndpointLabels {
 struct ReasonLabels {
     /// Drop reason name.
     reason: String,
+}
+
+/// Labels of the fabric info series.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct DigestLabels {
+    /// BLAKE2b-256 of the applied fabric file, hex (`b2sum -l 256`).
+    digest: String,
+}
+
+/// Labels of the fabric reload counter.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ReloadLabels {
+    /// `applied` or `rejected`.
+    result: String,
 }
 
 /// Encodes the latest snapshot on each scrape.
@@ -133,6 +147,7 @@ impl Collector for SnapshotCollector {
             };
             ConstCounter::new(*count).encode(family.encode_family(&labels)?)?;
         }
+        encode_fabric_version(&mut encoder, &status.fabric_version)?;
         let members = ConstGauge::new(i64::try_from(status.fabric_members).unwrap_or(i64::MAX));
         members.encode(encoder.encode_descriptor(
             "fabric_members",
@@ -142,6 +157,60 @@ impl Collector for SnapshotCollector {
         )?)?;
         Ok(())
     }
+}
+
+/// The `fabric_*` families: which fabric is applied and how reloads went.
+fn encode_fabric_version(
+    encoder: &mut DescriptorEncoder,
+    version: &FabricVersion,
+) -> Result<(), std::fmt::Error> {
+    let gauge = |value: u64| ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
+    gauge(version.generation).encode(encoder.encode_descriptor(
+        "fabric_generation",
+        "Fabrics applied since the node started: 1 at start-up, one more per applied reload",
+        None,
+        MetricType::Gauge,
+    )?)?;
+    gauge(version.applied_at).encode(encoder.encode_descriptor(
+        "fabric_applied_timestamp_seconds",
+        "Unix time the fabric in use was applied",
+        None,
+        MetricType::Gauge,
+    )?)?;
+    let mut family = encoder.encode_descriptor(
+        "fabric_info",
+        "The fabric in use: BLAKE2b-256 of its file, as b2sum -l 256 prints it (value always 1)",
+        None,
+        MetricType::Gauge,
+    )?;
+    let labels = DigestLabels {
+        digest: version.digest.clone(),
+    };
+    ConstGauge::new(1i64).encode(family.encode_family(&labels)?)?;
+    let mut family = encoder.encode_descriptor(
+        "fabric_reloads",
+        "Fabric file reloads (SIGHUP or a changed file) by result: applied or rejected",
+        None,
+        MetricType::Counter,
+    )?;
+    for (result, count) in [
+        ("applied", version.reloads_applied),
+        ("rejected", version.reloads_rejected),
+    ] {
+        let labels = ReloadLabels {
+            result: result.to_owned(),
+        };
+        ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
+    }
+    ConstGauge::new(i64::from(version.last_reload_applied())).encode(
+        encoder.encode_descriptor(
+            "fabric_reload_success",
+            "Whether the last fabric reload was applied (1) or rejected (0); 1 before any reload",
+            None,
+            MetricType::Gauge,
+        )?,
+    )?;
+    Ok(())
 }
 
 /// The node's metrics registry.
@@ -173,6 +242,15 @@ mod tests {
         let mut status = Status {
             node: "alpha".to_owned(),
             fabric_members: 3,
+            fabric_version: FabricVersion {
+                generation: 2,
+                digest: "ab".repeat(32),
+                applied_at: 1_700_000_100,
+                reloads_applied: 1,
+                reloads_rejected: 3,
+                last_rejected_at: Some(1_700_000_200),
+                rejected: Some("fabric.yaml:1: lan: required".to_owned()),
+            },
             handshakes: 4,
             ..Status::default()
         };
@@ -215,5 +293,21 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("# EOF"));
+    }
+
+    #[test]
+    fn the_fabric_version_and_reloads_are_exported() {
+        let text = rendered();
+        for line in [
+            "# TYPE vixp_fabric_generation gauge\nvixp_fabric_generation 2\n",
+            "vixp_fabric_applied_timestamp_seconds 1700000100\n",
+            &format!("vixp_fabric_info{{digest=\"{}\"}} 1\n", "ab".repeat(32)),
+            "# TYPE vixp_fabric_reloads_total counter\n",
+            "vixp_fabric_reloads_total{result=\"applied\"} 1\n",
+            "vixp_fabric_reloads_total{result=\"rejected\"} 3\n",
+            "vixp_fabric_reload_success 0\n",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
     }
 }

@@ -28,6 +28,9 @@ pub struct Status {
     pub listen_port: u16,
     /// The fabric file in use.
     pub fabric: String,
+    /// Which version of it is applied, and how reloads went.
+    #[serde(default)]
+    pub fabric_version: FabricVersion,
     /// Nodes in the fabric (members and route servers, this one included).
     pub fabric_members: u64,
     /// Handshakes completed with any peer.
@@ -36,6 +39,66 @@ pub struct Status {
     pub peers: Vec<PeerView>,
     /// Drops by reason name (every reason, zeros included).
     pub drops: BTreeMap<String, u64>,
+}
+
+/// The fabric a node applied and the outcome of its reloads, as `vixp status --json` and the
+/// `vixp_fabric_*` metrics show them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FabricVersion {
+    /// Fabrics applied since the node started: 1 for the one it started with, one more for
+    /// each reload applied.
+    pub generation: u64,
+    /// BLAKE2b-256 of the applied file's bytes in hex (`b2sum -l 256 fabric.yaml`).
+    pub digest: String,
+    /// Unix time the applied fabric was applied.
+    pub applied_at: u64,
+    /// Reloads applied since start-up.
+    pub reloads_applied: u64,
+    /// Reloads refused since start-up (the fabric applied before stays).
+    pub reloads_rejected: u64,
+    /// Unix time of the last refused reload.
+    pub last_rejected_at: Option<u64>,
+    /// Why the last reload was refused, while no reload has been applied since.
+    pub rejected: Option<String>,
+}
+
+/// Seconds since the Unix epoch at `time` (0 before it).
+fn unix_seconds(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+impl FabricVersion {
+    /// The fabric with `digest` the node started with, applied at `now`.
+    pub fn started(digest: String, now: SystemTime) -> FabricVersion {
+        FabricVersion {
+            generation: 1,
+            digest,
+            applied_at: unix_seconds(now),
+            ..FabricVersion::default()
+        }
+    }
+
+    /// A reload applied the fabric with `digest` at `now`.
+    pub fn applied(&mut self, digest: String, now: SystemTime) {
+        self.generation += 1;
+        self.digest = digest;
+        self.applied_at = unix_seconds(now);
+        self.reloads_applied += 1;
+        self.rejected = None;
+    }
+
+    /// A reload was refused at `now` for `reason`; the applied fabric stays.
+    pub fn rejected(&mut self, reason: String, now: SystemTime) {
+        self.reloads_rejected += 1;
+        self.last_rejected_at = Some(unix_seconds(now));
+        self.rejected = Some(reason);
+    }
+
+    /// Whether the last reload was applied (or none was tried).
+    pub fn last_reload_applied(&self) -> bool {
+        self.rejected.is_none()
+    }
 }
 
 /// One peer in [`Status`].
@@ -77,6 +140,7 @@ impl Status {
         interface: &str,
         listen_port: u16,
         fabric: &str,
+        fabric_version: &FabricVersion,
         now: SystemTime,
     ) -> Status {
         let own = core.own();
@@ -110,6 +174,7 @@ impl Status {
             ipv6: own.ipv6,
             listen_port,
             fabric: fabric.to_owned(),
+            fabric_version: fabric_version.clone(),
             fabric_members: peers.len() as u64 + 1,
             handshakes: core.handshakes(),
             peers,
@@ -152,9 +217,27 @@ impl Status {
         );
         let _ = writeln!(
             text,
-            "fabric {} ({} nodes), {} handshake(s)\n",
+            "fabric {} ({} nodes), {} handshake(s)",
             self.fabric, self.fabric_members, self.handshakes
         );
+        let version = &self.fabric_version;
+        let _ = writeln!(
+            text,
+            "fabric version {} (b2sum -l 256: {}), applied {}s ago; reloads {} applied, {} rejected",
+            version.generation,
+            version.digest,
+            unix_seconds(now).saturating_sub(version.applied_at),
+            version.reloads_applied,
+            version.reloads_rejected,
+        );
+        if let Some(reason) = &version.rejected {
+            let _ = writeln!(
+                text,
+                "LAST RELOAD REJECTED (the version above stays applied): {}",
+                reason.replace('\n', "\n  ")
+            );
+        }
+        text.push('\n');
         let _ = writeln!(
             text,
             "{:<16} {:<28} {:<16} {:>22} {:>22}",
@@ -211,6 +294,10 @@ mod tests {
             ipv6: None,
             listen_port: 51820,
             fabric: "fabric.yaml".to_owned(),
+            fabric_version: FabricVersion::started(
+                "ab".repeat(32),
+                UNIX_EPOCH + Duration::from_secs(1_000),
+            ),
             fabric_members: 2,
             handshakes: 1,
             peers: vec![PeerView {
@@ -244,6 +331,60 @@ mod tests {
         assert!(text.contains("12s ago"), "{text}");
         assert!(text.contains("3 pkt 252 B"), "{text}");
         assert!(text.contains("drops: broadcast 2\n"), "{text}");
+    }
+
+    #[test]
+    fn a_fabric_version_counts_applied_and_rejected_reloads() {
+        let at = |seconds| UNIX_EPOCH + Duration::from_secs(seconds);
+        let mut version = FabricVersion::started("aa".to_owned(), at(100));
+        assert_eq!(version.generation, 1);
+        assert!(version.last_reload_applied());
+        version.rejected("fabric.yaml:3: lan: required".to_owned(), at(200));
+        assert!(!version.last_reload_applied());
+        assert_eq!(
+            (
+                version.generation,
+                version.digest.as_str(),
+                version.applied_at
+            ),
+            (1, "aa", 100)
+        );
+        assert_eq!(version.last_rejected_at, Some(200));
+        version.applied("bb".to_owned(), at(300));
+        assert!(version.last_reload_applied());
+        assert_eq!(
+            (
+                version.generation,
+                version.digest.as_str(),
+                version.applied_at
+            ),
+            (2, "bb", 300)
+        );
+        assert_eq!((version.reloads_applied, version.reloads_rejected), (1, 1));
+        assert_eq!(version.last_rejected_at, Some(200));
+    }
+
+    #[test]
+    fn text_shows_the_fabric_version_and_a_rejected_reload() {
+        let mut status = sample();
+        let now = UNIX_EPOCH + Duration::from_secs(1_030);
+        let text = status.render(now);
+        assert!(
+            text.contains(&format!(
+                "fabric version 1 (b2sum -l 256: {}), applied 30s ago; reloads 0 applied, 0 rejected\n",
+                "ab".repeat(32)
+            )),
+            "{text}"
+        );
+        assert!(!text.contains("REJECTED"), "{text}");
+        status
+            .fabric_version
+            .rejected("fabric.yaml:3: lan: required".to_owned(), now);
+        let text = status.render(now);
+        assert!(
+            text.contains("LAST RELOAD REJECTED (the version above stays applied): fabric.yaml:3: lan: required"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context as _;
 use nix::sys::socket::{setsockopt, sockopt};
 use tokio::signal::unix::{SignalKind, signal};
-use vixp_fabric::{Endpoint, Fabric};
+use vixp_fabric::Endpoint;
 
 pub use control::{ControlSocket, Reply, Request, request_status};
 pub use datapath::{DataPath, SharedCore, Underlay};
@@ -41,8 +41,8 @@ pub use link::{LanPrefixes, Link, Neighbours, neighbours_of};
 
 use crate::core::{BUFFER_SIZE, Core, OwnNode, PeerConfig, PeerSpec, TIMER_TICK};
 use crate::metrics::Metrics;
-use crate::node::{NodeFile, Resolved, mac_collision, peer_specs};
-use crate::status::Status;
+use crate::node::{NodeFile, Resolved, load_fabric, mac_collision, peer_specs};
+use crate::status::{FabricVersion, Status};
 
 /// Receive and send buffer of the UDP socket: bursts of a fast TCP flow fit while the loop
 /// decrypts (wireguard-go uses the same 7 MiB).
@@ -57,6 +57,7 @@ pub async fn up(config: &Path) -> anyhow::Result<()> {
     let Resolved {
         node,
         fabric,
+        fabric_digest,
         private_key,
         own,
         peers,
@@ -99,19 +100,16 @@ pub async fn up(config: &Path) -> anyhow::Result<()> {
         .await?;
 
     let fabric_label = node.fabric.display().to_string();
+    let mut fabric_version = FabricVersion::started(fabric_digest, SystemTime::now());
     let status = Arc::new(Mutex::new(snapshot_of(
         &datapath::read(&core),
         &node.interface,
         listen_port,
         &fabric_label,
+        &fabric_version,
     )));
-    let data_path = DataPath::start(
-        Arc::clone(&core),
-        &link.queues,
-        link.offload,
-        &underlays,
-    )
-    .context("cannot start the forwarding threads")?;
+    let data_path = DataPath::start(Arc::clone(&core), &link.queues, link.offload, &underlays)
+        .context("cannot start the forwarding threads")?;
     let control = ControlSocket::bind(&node.control_socket).await?;
     let control_task = tokio::spawn(control.serve(Arc::clone(&status)));
     let metrics_listener = tokio::net::TcpListener::bind(node.metrics)
@@ -148,7 +146,7 @@ pub async fn up(config: &Path) -> anyhow::Result<()> {
                     core.handle_tick(Instant::now(), &mut out, |to, datagram| {
                         timer_sends.push((to, datagram.to_vec()));
                     });
-                    snapshot_of(&core, &node.interface, listen_port, &fabric_label)
+                    snapshot_of(&core, &node.interface, listen_port, &fabric_label, &fabric_version)
                 };
                 for (to, datagram) in timer_sends.drain(..) {
                     underlay.send(to, &datagram);
@@ -183,11 +181,14 @@ pub async fn up(config: &Path) -> anyhow::Result<()> {
             )
             .await
             {
-                Ok(()) => {}
-                Err(error) => tracing::error!(
-                    "fabric {} refused, keeping the previous one:\n{error:#}",
-                    node.fabric.display()
-                ),
+                Ok(digest) => fabric_version.applied(digest, SystemTime::now()),
+                Err(error) => {
+                    fabric_version.rejected(format!("{error:#}"), SystemTime::now());
+                    tracing::error!(
+                        "fabric {} refused, keeping the previous one:\n{error:#}",
+                        node.fabric.display()
+                    );
+                }
             }
         }
     }
@@ -202,13 +203,20 @@ pub async fn up(config: &Path) -> anyhow::Result<()> {
 }
 
 /// A status snapshot at the current wall-clock time.
-fn snapshot_of(core: &Core, interface: &str, port: u16, fabric: &str) -> Status {
-    Status::capture(core, interface, port, fabric, SystemTime::now())
+fn snapshot_of(
+    core: &Core,
+    interface: &str,
+    port: u16,
+    fabric: &str,
+    version: &FabricVersion,
+) -> Status {
+    Status::capture(core, interface, port, fabric, version, SystemTime::now())
 }
 
 /// Re-reads the fabric and applies it: peers added, removed or re-keyed, this node's addresses,
 /// neighbour entries. Unchanged peers keep their tunnels. A fabric that is invalid, lacks this
-/// node, gives it another key or derives colliding MACs is refused whole.
+/// node, gives it another key or derives colliding MACs is refused whole. Returns the applied
+/// file's digest.
 async fn reload(
     node: &NodeFile,
     own_public_key: &[u8; 32],
@@ -216,8 +224,8 @@ async fn reload(
     link: &Link,
     neighbours: &mut Neighbours,
     prefixes: LanPrefixes,
-) -> anyhow::Result<()> {
-    let fabric = Fabric::load(&node.fabric)?;
+) -> anyhow::Result<String> {
+    let (fabric, digest) = load_fabric(&node.fabric)?;
     let specs = peer_specs(&fabric);
     if let Some((mac, first, second)) = mac_collision(&specs) {
         anyhow::bail!("{first} and {second} both derive the MAC address {mac}");
@@ -263,7 +271,7 @@ async fn reload(
         updated = ?changes.updated,
         "fabric reloaded"
     );
-    Ok(())
+    Ok(digest)
 }
 
 /// The fabric's endpoints as socket addresses; DNS names are resolved now (a name that does
@@ -311,8 +319,11 @@ fn bind_udp(port: u16, count: usize) -> anyhow::Result<Vec<UdpSocket>> {
     let reuse = count > 1;
     let first = match bind_one(SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)), reuse) {
         Ok(socket) => socket,
-        Err(_) => bind_one(SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, port)), reuse)
-            .with_context(|| format!("cannot bind UDP port {port}"))?,
+        Err(_) => bind_one(
+            SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, port)),
+            reuse,
+        )
+        .with_context(|| format!("cannot bind UDP port {port}"))?,
     };
     let address = first.local_addr()?;
     let mut sockets = vec![first];

@@ -5,6 +5,7 @@
 
 mod error;
 mod raw;
+mod version;
 
 use std::fs::File;
 use std::io::Read as _;
@@ -17,6 +18,7 @@ use vixp_fabric::{Endpoint, Fabric, FabricError, PublicKey};
 
 pub use error::{NodeError, NodeProblem, NodeProblemKind};
 use raw::{Field, RawNode, Scalar};
+pub use version::{fabric_digest, load_fabric};
 
 use crate::core::mtu::MssLimit;
 use crate::core::{PeerSpec, mac_for_key};
@@ -142,6 +144,8 @@ pub struct Resolved {
     pub node: NodeFile,
     /// The fabric it points to.
     pub fabric: Fabric,
+    /// The [`fabric_digest`] of the fabric file's bytes that were parsed.
+    pub fabric_digest: String,
     /// This node's private key.
     pub private_key: PrivateKey,
     /// This node as the fabric describes it.
@@ -219,7 +223,7 @@ impl NodeFile {
     /// member exists, the key is private to its owner and belongs to the member's public key,
     /// and no two nodes derive the same MAC address.
     pub fn resolve(self) -> Result<Resolved, ResolveError> {
-        let fabric = Fabric::load(&self.fabric)?;
+        let (fabric, fabric_digest) = load_fabric(&self.fabric)?;
         let problem = |line, field: &str, kind| {
             NodeError::Invalid {
                 problems: vec![NodeProblem {
@@ -283,6 +287,7 @@ impl NodeFile {
         Ok(Resolved {
             node: self,
             fabric,
+            fabric_digest,
             private_key,
             own,
             peers,
