@@ -1,0 +1,519 @@
+//! Deployment: the hardened systemd units pass `systemd-analyze verify` and the security
+//! threshold, the ansible playbook passes `ansible-lint` (production profile) and
+//! `--syntax-check`, and a real run with a local connection into scratch roots (one per host of
+//! a route server and two members) installs binaries, keys, checked configs, units and the
+//! nftables snippet; a second run changes nothing; bad inventory values stop the run before
+//! anything changes; a config the binary's check refuses never replaces the installed one.
+//!
+//! Tools come from scripts/test: Debian's ansible, nftables, wireguard-tools and systemd, and
+//! ansible-lint from PyPI in target/ansible-venv. A missing tool fails the test with the fix.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::SystemTime;
+
+use vixp_tests::{TempDir, binary_path, workspace::target_dir, workspace_root};
+
+/// The pinned ansible-lint that scripts/test installs.
+const ANSIBLE_LINT_VENV: &str = "ansible-venv";
+
+/// The three hosts of the test exchange: (inventory host, group, fabric entry YAML).
+const HOSTS: [(&str, &str, &str); 3] = [
+    (
+        "rs1",
+        "vixp_route_servers",
+        "vixp_route_server: {name: rs1, asn: 64500, ipv4: 198.18.0.1, ipv6: \"fd00:198:18::1\", endpoint: \"198.18.1.1:51820\", http: \"127.0.0.1:9179\"}",
+    ),
+    (
+        "alpha",
+        "vixp_members",
+        "vixp_member: {name: alpha, asn: 64501, ipv4: 198.18.0.11, ipv6: \"fd00:198:18::11\", endpoint: \"198.18.1.11:51820\", max_prefix: {ipv4: 100}}",
+    ),
+    (
+        "bravo",
+        "vixp_members",
+        "vixp_member: {name: bravo, asn: 64502, ipv4: 198.18.0.12}",
+    ),
+];
+
+fn tool(name: &str, how: &str) -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|path| path.is_file())
+    });
+    found.unwrap_or_else(|| panic!("{name} not found on PATH: {how}"))
+}
+
+fn ansible_playbook() -> PathBuf {
+    tool(
+        "ansible-playbook",
+        "install Debian's ansible (scripts/test does: apt-get install ansible)",
+    )
+}
+
+fn ansible_lint() -> PathBuf {
+    let path = target_dir()
+        .join(ANSIBLE_LINT_VENV)
+        .join("bin")
+        .join("ansible-lint");
+    assert!(
+        path.is_file(),
+        "{} not found: scripts/test installs ansible-lint from PyPI into that venv",
+        path.display()
+    );
+    path
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn run(command: &mut Command) -> Output {
+    command
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run {command:?}: {error}"))
+}
+
+/// `systemd-analyze verify` and the security threshold on the units in `dir`.
+fn verify_units(dir: &Path, units: &[&str]) {
+    let analyze = tool(
+        "systemd-analyze",
+        "install systemd (Debian's systemd package)",
+    );
+    let paths: Vec<PathBuf> = units.iter().map(|unit| dir.join(unit)).collect();
+    let output = run(Command::new(&analyze).arg("verify").args(&paths));
+    assert!(
+        output.status.success() && output.stderr.is_empty(),
+        "systemd-analyze verify {paths:?}:\n{}",
+        text(&output)
+    );
+    for path in &paths {
+        // Exposure 0 (locked down) to 10 (unprotected): both units must stay "OK" (< 3).
+        let output = run(Command::new(&analyze)
+            .args(["security", "--offline=yes", "--threshold=30", "--no-pager"])
+            .arg(path));
+        assert!(
+            output.status.success(),
+            "systemd-analyze security {}: exposure above 3.0:\n{}",
+            path.display(),
+            text(&output)
+        );
+    }
+}
+
+/// Copies `units` from `from` to `to`, pointing `/usr/local/bin/` at `bin_dir` (verify wants
+/// the ExecStart binaries to exist).
+fn copy_units(from: &Path, to: &Path, units: &[&str], bin_dir: &Path) {
+    let bin = format!("{}/", bin_dir.display());
+    for unit in units {
+        let source = from.join(unit);
+        let text = fs::read_to_string(&source)
+            .unwrap_or_else(|error| panic!("read {}: {error}", source.display()));
+        let target = to.join(unit);
+        fs::create_dir_all(target.parent().expect("unit directory")).expect("create unit dir");
+        fs::write(&target, text.replace("/usr/local/bin/", &bin)).expect("write unit copy");
+    }
+}
+
+#[test]
+fn the_systemd_units_pass_verify_and_the_security_threshold() {
+    let dir = TempDir::new("units").expect("temp dir");
+    binary_path("vixp");
+    binary_path("route-server");
+    let units = ["vixp.service", "route-server.service"];
+    copy_units(
+        &workspace_root().join("configs/systemd"),
+        dir.path(),
+        &units,
+        &target_dir().join("debug"),
+    );
+    verify_units(dir.path(), &units);
+    let node = fs::read_to_string(dir.path().join("vixp.service")).expect("read unit");
+    for line in [
+        "Type=notify",
+        "CapabilityBoundingSet=CAP_NET_ADMIN\n",
+        "DeviceAllow=/dev/net/tun rw",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+    ] {
+        assert!(node.contains(line), "vixp.service lacks {line:?}");
+    }
+    let route_server =
+        fs::read_to_string(dir.path().join("route-server.service")).expect("read unit");
+    for line in [
+        "Type=notify",
+        "CapabilityBoundingSet=CAP_NET_BIND_SERVICE\n",
+        "DynamicUser=yes",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+    ] {
+        assert!(
+            route_server.contains(line),
+            "route-server.service lacks {line:?}"
+        );
+    }
+}
+
+#[test]
+fn the_playbook_is_lint_clean_with_the_production_profile() {
+    let lint = ansible_lint();
+    let venv_bin = lint.parent().expect("venv bin").to_path_buf();
+    let path = std::env::join_paths(std::iter::once(venv_bin).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
+    .expect("PATH");
+    let output = run(Command::new(&lint)
+        .current_dir(workspace_root().join("ansible"))
+        .env("PATH", path)
+        .env("NO_COLOR", "1")
+        .args(["--offline", "--profile", "production"]));
+    assert!(output.status.success(), "ansible-lint:\n{}", text(&output));
+    assert!(
+        text(&output).contains("0 failure(s), 0 warning(s)"),
+        "ansible-lint:\n{}",
+        text(&output)
+    );
+}
+
+#[test]
+fn the_playbook_passes_the_syntax_check() {
+    let ansible = workspace_root().join("ansible");
+    let output = run(Command::new(ansible_playbook())
+        .current_dir(&ansible)
+        .args(["-i", "inventory/example.yml", "site.yml", "--syntax-check"]));
+    assert!(output.status.success(), "syntax check:\n{}", text(&output));
+}
+
+/// A scratch deployment: one root directory per host, an inventory pointing at them.
+struct Deployment {
+    dir: TempDir,
+}
+
+impl Deployment {
+    fn new() -> Self {
+        let dir = TempDir::new("ansible").expect("temp dir");
+        // The release directory the playbook installs from: a copy, so that a rebuild of
+        // target/debug during the test does not look like a change between runs.
+        let release = dir.path().join("release");
+        fs::create_dir_all(&release).expect("create release dir");
+        for binary in ["vixp", "route-server"] {
+            fs::copy(binary_path(binary), release.join(binary)).expect("copy binary");
+        }
+        for (host, _, _) in HOSTS {
+            fs::create_dir_all(dir.path().join("roots").join(host)).expect("create root");
+        }
+        fs::create_dir_all(dir.path().join("ansible-tmp")).expect("create ansible tmp");
+        Self { dir }
+    }
+
+    fn root(&self, host: &str) -> PathBuf {
+        self.dir.path().join("roots").join(host)
+    }
+
+    /// The inventory; `edit` may change its text (to plant a bad value).
+    fn inventory(&self, edit: impl Fn(String) -> String) -> PathBuf {
+        let mut groups: BTreeMap<&str, String> = BTreeMap::new();
+        for (host, group, entry) in HOSTS {
+            groups.entry(group).or_default().push_str(&format!(
+                "        {host}:\n          vixp_root: {root}\n          {entry}\n",
+                root = self.root(host).display()
+            ));
+        }
+        let mut children = String::new();
+        for (group, hosts) in groups {
+            children.push_str(&format!("    {group}:\n      hosts:\n{hosts}"));
+        }
+        let text = format!(
+            "vixp:\n  vars:\n    ansible_connection: local\n    ansible_python_interpreter: /usr/bin/python3\n    \
+             vixp_manage_services: false\n    vixp_release_dir: {release}\n    \
+             vixp_exchange: {{name: VIXP-Deploy-Test, contact: noc@example.net}}\n    \
+             vixp_lan: {{ipv4: 198.18.0.0/24, ipv6: \"fd00:198:18::/64\"}}\n    \
+             vixp_policy: {{allow_prefixes: [198.18.0.0/15, \"fd00::/8\"], reject_private_asns: false}}\n    \
+             vixp_external_members:\n      - {{name: charlie, asn: 64503, ipv4: 198.18.0.13, public_key: \"1qUUmoGpHvzGyNi8ollQkmgu9aA3ZhWDhqh/y4VySgQ=\"}}\n  \
+             children:\n{children}",
+            release = self.dir.path().join("release").display(),
+        );
+        let path = self.dir.path().join("inventory.yml");
+        fs::write(&path, edit(text)).expect("write inventory");
+        path
+    }
+
+    /// Runs site.yml with `inventory`; returns success and the whole output.
+    fn play(&self, inventory: &Path) -> (bool, String) {
+        let temp = self.dir.path().join("ansible-tmp");
+        let output = run(Command::new(ansible_playbook())
+            .current_dir(workspace_root().join("ansible"))
+            .env("ANSIBLE_NOCOLOR", "1")
+            .env("ANSIBLE_FORCE_COLOR", "0")
+            .env("ANSIBLE_LOCAL_TEMP", &temp)
+            .env("ANSIBLE_REMOTE_TEMP", &temp)
+            .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
+            .arg("-i")
+            .arg(inventory)
+            .arg("site.yml"));
+        (output.status.success(), text(&output))
+    }
+
+    /// Every file and directory of the scratch roots: mode, size, modification time, and the
+    /// contents of the small ones.
+    fn snapshot(&self) -> BTreeMap<PathBuf, (u32, u64, SystemTime, Vec<u8>)> {
+        let mut found = BTreeMap::new();
+        let mut pending = vec![self.dir.path().join("roots")];
+        while let Some(dir) = pending.pop() {
+            for entry in fs::read_dir(&dir).expect("read dir") {
+                let path = entry.expect("dir entry").path();
+                let metadata = fs::symlink_metadata(&path).expect("metadata");
+                let contents = if metadata.is_file() && metadata.len() < 1 << 20 {
+                    fs::read(&path).expect("read file")
+                } else {
+                    Vec::new()
+                };
+                if metadata.is_dir() {
+                    pending.push(path.clone());
+                }
+                found.insert(
+                    path,
+                    (
+                        metadata.permissions().mode(),
+                        metadata.len(),
+                        metadata.modified().expect("mtime"),
+                        contents,
+                    ),
+                );
+            }
+        }
+        found
+    }
+}
+
+/// `changed=` of every host in the PLAY RECAP.
+fn changed_counts(output: &str) -> Vec<(String, u32)> {
+    let recap = output.split("PLAY RECAP").nth(1).unwrap_or("");
+    recap
+        .lines()
+        .filter_map(|line| {
+            let host = line.split_whitespace().next()?.to_owned();
+            let changed = line
+                .split_whitespace()
+                .find_map(|field| field.strip_prefix("changed="))?;
+            Some((host, changed.parse().ok()?))
+        })
+        .collect()
+}
+
+fn assert_installed(deployment: &Deployment, host: &str) {
+    let root = deployment.root(host);
+    let mode = |path: &str| {
+        fs::metadata(root.join(path))
+            .unwrap_or_else(|error| panic!("{host}: {path}: {error}"))
+            .permissions()
+            .mode()
+            & 0o7777
+    };
+    assert_eq!(mode("usr/local/bin/vixp"), 0o755, "{host}: vixp binary");
+    assert_eq!(mode("etc/vixp/private.key"), 0o600, "{host}: private key");
+    for path in [
+        "etc/vixp/fabric.yaml",
+        "etc/vixp/node.yaml",
+        "etc/systemd/system/vixp.service",
+        "etc/nftables.d/vixp.nft",
+    ] {
+        assert_eq!(mode(path), 0o644, "{host}: {path}");
+    }
+
+    // The public key in the fabric file is the key generated on the host, as wg computes it.
+    let wg = tool("wg", "install wireguard-tools (scripts/test does)");
+    let key = fs::File::open(root.join("etc/vixp/private.key")).expect("open key");
+    let output = Command::new(wg)
+        .arg("pubkey")
+        .stdin(key)
+        .output()
+        .expect("run wg pubkey");
+    let public = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    assert_eq!(public.len(), 44, "wg pubkey: {}", text(&output));
+    let fabric = fs::read_to_string(root.join("etc/vixp/fabric.yaml")).expect("read fabric");
+    let entry = fabric
+        .split("- name: ")
+        .find(|entry| entry.starts_with(host))
+        .unwrap_or_else(|| panic!("{host} has no entry in its fabric file:\n{fabric}"));
+    assert!(
+        entry.contains(&format!("public_key: {public}")),
+        "{host}: the fabric entry does not carry the host's public key {public}:\n{entry}"
+    );
+
+    // The binaries' own checks accept what was installed.
+    let check = run(Command::new(binary_path("vixp"))
+        .args(["check", "--config"])
+        .arg(root.join("etc/vixp/node.yaml")));
+    assert!(
+        check.status.success(),
+        "{host}: vixp check:\n{}",
+        text(&check)
+    );
+    let check = run(Command::new(binary_path("route-server"))
+        .arg("check")
+        .arg(root.join("etc/vixp/fabric.yaml")));
+    assert!(
+        check.status.success(),
+        "{host}: route-server check:\n{}",
+        text(&check)
+    );
+
+    // The nftables snippet is valid inside an input chain.
+    let nft = tool("nft", "install nftables (scripts/test does)");
+    let wrapper = deployment.dir.path().join(format!("{host}-nft-check.nft"));
+    fs::write(
+        &wrapper,
+        format!(
+            "table inet vixp_test_check {{\n chain input {{\n  include \"{}\"\n }}\n}}\n",
+            root.join("etc/nftables.d/vixp.nft").display()
+        ),
+    )
+    .expect("write nft wrapper");
+    let output = run(Command::new(nft).arg("-c").arg("-f").arg(&wrapper));
+    assert!(
+        output.status.success(),
+        "{host}: nft -c:\n{}",
+        text(&output)
+    );
+    let snippet = fs::read_to_string(root.join("etc/nftables.d/vixp.nft")).expect("read nft");
+    assert!(snippet.contains("udp dport 51820 accept"), "{snippet}");
+
+    // The installed units verify against the installed binaries.
+    let units_dir = deployment.dir.path().join(format!("{host}-units"));
+    let mut units = vec!["vixp.service"];
+    if host == "rs1" {
+        units.extend(["route-server.service", "route-server.service.d/vixp.conf"]);
+    }
+    copy_units(
+        &root.join("etc/systemd/system"),
+        &units_dir,
+        &units,
+        &root.join("usr/local/bin"),
+    );
+    let services: Vec<&str> = units
+        .iter()
+        .copied()
+        .filter(|unit| unit.ends_with(".service"))
+        .collect();
+    verify_units(&units_dir, &services);
+}
+
+#[test]
+fn the_playbook_deploys_an_exchange_into_scratch_roots_and_refuses_bad_input() {
+    let deployment = Deployment::new();
+    let good = deployment.inventory(|text| text);
+
+    let (ok, output) = deployment.play(&good);
+    assert!(ok, "first run failed:\n{output}");
+    for (host, _, _) in HOSTS {
+        assert_installed(&deployment, host);
+    }
+    let rs1 = deployment.root("rs1");
+    let drop_in =
+        fs::read_to_string(rs1.join("etc/systemd/system/route-server.service.d/vixp.conf"))
+            .expect("read drop-in");
+    assert!(drop_in.contains("--route-server rs1"), "{drop_in}");
+    assert!(rs1.join("usr/local/bin/route-server").is_file());
+    assert!(
+        !deployment
+            .root("alpha")
+            .join("usr/local/bin/route-server")
+            .exists()
+    );
+    let fabric = fs::read(rs1.join("etc/vixp/fabric.yaml")).expect("read fabric");
+    for host in ["alpha", "bravo"] {
+        let other = fs::read(deployment.root(host).join("etc/vixp/fabric.yaml")).expect("read");
+        assert_eq!(fabric, other, "{host} and rs1 hold different fabric files");
+    }
+
+    // A second run changes nothing.
+    let before = deployment.snapshot();
+    let (ok, output) = deployment.play(&good);
+    assert!(ok, "second run failed:\n{output}");
+    let counts = changed_counts(&output);
+    assert_eq!(counts.len(), 3, "no recap for three hosts:\n{output}");
+    assert!(
+        counts.iter().all(|(_, changed)| *changed == 0),
+        "second run changed something: {counts:?}\n{output}"
+    );
+    assert!(
+        before == deployment.snapshot(),
+        "second run touched the scratch roots"
+    );
+
+    // Bad inventory values stop the run in its first play, with a message naming the
+    // problem, and nothing in any root changes.
+    let bad_values: [(&str, &str, &str); 3] = [
+        ("asn: 64501,", "asn: 4294967295,", "alpha: vixp_member"),
+        (
+            "ipv4: 198.18.0.12}",
+            "ipv4: 198.19.0.12}",
+            "members[1].ipv4: 198.19.0.12",
+        ),
+        (
+            ", public_key: \"1qUUmoGpHvzGyNi8ollQkmgu9aA3ZhWDhqh/y4VySgQ=\"",
+            "",
+            "public_key missing",
+        ),
+    ];
+    for (from, to, message) in bad_values {
+        let bad = deployment.inventory(|text| {
+            assert!(text.contains(from), "inventory lacks {from:?}");
+            text.replacen(from, to, 1)
+        });
+        let (ok, output) = deployment.play(&bad);
+        assert!(!ok, "a run with {to:?} succeeded:\n{output}");
+        assert!(
+            output.contains(message),
+            "the run with {to:?} does not say {message:?}:\n{output}"
+        );
+        assert!(
+            output.contains("Check the inventory before changing anything")
+                && !output.contains("PLAY [Generate each node's private key"),
+            "the run with {to:?} went past the inventory check:\n{output}"
+        );
+        assert!(
+            before == deployment.snapshot(),
+            "the run with {to:?} changed the scratch roots"
+        );
+    }
+
+    // A node file that vixp check refuses (MTU below 1280) is not installed: the previous
+    // one stays in place, byte for byte, and the check's message is shown.
+    let node_file = deployment.root("alpha").join("etc/vixp/node.yaml");
+    let installed = fs::read(&node_file).expect("read node file");
+    let bad = deployment.inventory(|text| {
+        text.replacen(
+            "vixp_member: {name: alpha",
+            "vixp_node_mtu: 100\n          vixp_member: {name: alpha",
+            1,
+        )
+    });
+    let (ok, output) = deployment.play(&bad);
+    assert!(!ok, "a run with MTU 100 succeeded:\n{output}");
+    assert!(
+        output.contains("mtu"),
+        "the failed check is not shown:\n{output}"
+    );
+    assert_eq!(
+        installed,
+        fs::read(&node_file).expect("read node file"),
+        "the refused node file replaced the installed one"
+    );
+    let check = run(Command::new(binary_path("vixp"))
+        .args(["check", "--config"])
+        .arg(&node_file));
+    assert!(
+        check.status.success(),
+        "installed node file:\n{}",
+        text(&check)
+    );
+}
