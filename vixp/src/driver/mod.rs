@@ -33,6 +33,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context as _;
 use nix::sys::socket::{setsockopt, sockopt};
 use tokio::signal::unix::{SignalKind, signal};
+use vixp_common::systemd::State;
 use vixp_fabric::Endpoint;
 
 pub use control::{ControlSocket, Reply, Request, request_status};
@@ -132,6 +133,9 @@ pub async fn up(config: &Path) -> anyhow::Result<()> {
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut hangup = signal(SignalKind::hangup())?;
+    // TAP, UDP socket, control socket and signal handlers are up: a `Type=notify` unit may
+    // count the node as started.
+    tell_systemd(&[State::Ready]);
     let mut tick = tokio::time::interval(TIMER_TICK);
     let mut fabric_poll = tokio::time::interval(FABRIC_POLL);
     let mut fabric_modified = modified(&node.fabric);
@@ -171,6 +175,7 @@ pub async fn up(config: &Path) -> anyhow::Result<()> {
         }
         if reload_requested {
             reload_requested = false;
+            tell_systemd(&[State::Reloading]);
             match reload(
                 &node,
                 &private_key.public_key(),
@@ -190,8 +195,10 @@ pub async fn up(config: &Path) -> anyhow::Result<()> {
                     );
                 }
             }
+            tell_systemd(&[State::Ready]);
         }
     }
+    tell_systemd(&[State::Stopping]);
     tracing::info!(interface = %node.interface, "stopping: removing the TAP device and control socket");
     data_path.stop();
     control_task.abort();
@@ -200,6 +207,14 @@ pub async fn up(config: &Path) -> anyhow::Result<()> {
     let _ = metrics_task.await;
     drop(link);
     Ok(())
+}
+
+/// Reports `states` to systemd when run as a `Type=notify` service (nothing otherwise); a
+/// failure is logged, never fatal.
+fn tell_systemd(states: &[State]) {
+    if let Err(error) = vixp_common::systemd::notify(states) {
+        tracing::warn!(%error, "cannot notify systemd");
+    }
 }
 
 /// A status snapshot at the current wall-clock time.
