@@ -14,16 +14,17 @@ use std::{
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use crate::{
-    bird::{HOLD_TIME, KEEPALIVE_TIME, ProtocolState, parse_protocols, parse_routes},
+    bird::{HOLD_TIME, ProtocolState, parse_protocols, parse_routes},
     command,
     daemon::{Daemon, TAIL_LINES},
     error::Error,
     exchange::{
-        MEMBER_PROTOCOLS, ROUTE_SERVER_ASN, ROUTE_SERVER_HOST, ROUTE_SERVER_HTTP,
-        ROUTE_SERVER_NAME, lan_ipv4, lan_ipv6, parse_neighbors_json,
+        ROUTE_SERVER_ASN, ROUTE_SERVER_HOST, ROUTE_SERVER_HTTP, ROUTE_SERVER_NAME, lan_ipv4,
+        lan_ipv6, parse_neighbors_json,
     },
     netns::{Host, Lan, Netns},
     route::Route,
+    snippet_exchange::router_config_for,
     temp::TempDir,
     vixp_node::{VixpNode, keygen},
     wait::try_wait_until,
@@ -36,6 +37,9 @@ pub const FABRIC_INTERFACE: &str = "vixp0";
 pub const CUSTOMER_INTERFACE: &str = "customer0";
 /// The WireGuard port of every node.
 pub const WIREGUARD_PORT: u16 = 51820;
+/// The BIRD protocols of a member's sessions with route server `rs1`, as
+/// `vixp router-config bird` names them.
+pub const MEMBER_PROTOCOLS: [&str; 2] = ["vixp_rs1_v4", "vixp_rs1_v6"];
 
 /// Underlay address of node `host`: 198.18.1.N (the LAN inside the tunnels is 198.18.0.0/24).
 pub fn underlay_ipv4(host: u8) -> Ipv4Addr {
@@ -271,7 +275,9 @@ impl FabricExchange {
         for (member, host) in members.into_iter().zip(hosts) {
             let node = VixpNode::start(&member.name, host.netns(), dir.path())?;
             add_customer_interface(host.netns(), &member)?;
-            let (bird, socket) = start_bird(&member, host.netns(), dir.path())?;
+            let snippet =
+                router_config_for(&fabric, "bird", &member.name, &member.customer_networks())?;
+            let (bird, socket) = start_bird(&member, &snippet, host.netns(), dir.path())?;
             sites.push(MemberSite {
                 bird,
                 socket,
@@ -462,12 +468,13 @@ fn add_customer_interface(netns: &Netns, member: &FabricMember) -> Result<(), Er
 
 fn start_bird(
     member: &FabricMember,
+    snippet: &str,
     netns: &Netns,
     dir: &Path,
 ) -> Result<(Daemon, PathBuf), Error> {
     let name = &member.name;
     let config = dir.join(format!("bird-{name}.conf"));
-    std::fs::write(&config, member_bird_config(member)).map_err(|source| Error::File {
+    std::fs::write(&config, member_bird_config(member, snippet)).map_err(|source| Error::File {
         path: config.clone(),
         source,
     })?;
@@ -493,10 +500,11 @@ fn start_bird(
     Ok((daemon, socket))
 }
 
-/// A member's bird.conf: sessions `rs4` and `rs6` with the route server over the fabric, the
-/// customer networks (connected routes of [`CUSTOMER_INTERFACE`]) exported to it, and every
-/// BGP route installed in the kernel.
-pub fn member_bird_config(member: &FabricMember) -> String {
+/// A member's bird.conf: what a member adds around its `vixp router-config bird` snippet (router
+/// id, device scanning, its customer networks as connected routes of [`CUSTOMER_INTERFACE`],
+/// every BGP route installed in the kernel), then the snippet, whose sessions with the route
+/// server export exactly the customer networks.
+pub fn member_bird_config(member: &FabricMember, snippet: &str) -> String {
     let mut conf = String::new();
     let _ = writeln!(conf, "router id {};", member.ipv4());
     conf.push_str("log stderr all;\n");
@@ -511,31 +519,7 @@ pub fn member_bird_config(member: &FabricMember) -> String {
             "protocol kernel kernel{family} {{ ipv{family} {{ export where source = RTS_BGP; }}; }}"
         );
     }
-    let sessions = [
-        (
-            MEMBER_PROTOCOLS[0],
-            "ipv4",
-            IpAddr::V4(member.ipv4()),
-            IpAddr::V4(lan_ipv4(ROUTE_SERVER_HOST)),
-        ),
-        (
-            MEMBER_PROTOCOLS[1],
-            "ipv6",
-            IpAddr::V6(member.ipv6()),
-            IpAddr::V6(lan_ipv6(ROUTE_SERVER_HOST)),
-        ),
-    ];
-    for (name, channel, local, neighbor) in sessions {
-        let _ = writeln!(
-            conf,
-            "protocol bgp {name} {{\n  local {local} as {};\n  \
-             neighbor {neighbor} as {ROUTE_SERVER_ASN};\n  \
-             hold time {HOLD_TIME}; keepalive time {KEEPALIVE_TIME};\n  \
-             connect delay time 1; connect retry time 2; error wait time 1, 4;\n  \
-             {channel} {{ import all; export where source = RTS_DEVICE; }};\n}}",
-            member.asn
-        );
-    }
+    conf.push_str(snippet);
     conf
 }
 
@@ -598,15 +582,12 @@ mod tests {
     }
 
     #[test]
-    fn bird_config_peers_with_the_route_server_and_fills_the_kernel() {
-        let conf = member_bird_config(&alpha());
-        assert!(conf.contains("local 198.18.0.11 as 64501;"), "{conf}");
-        assert!(conf.contains("neighbor 198.18.0.1 as 64500;"), "{conf}");
-        assert!(conf.contains("neighbor fd00:198:18::1 as 64500;"), "{conf}");
+    fn bird_config_wraps_the_snippet_and_fills_the_kernel() {
+        let conf = member_bird_config(&alpha(), "protocol bgp vixp_rs1_v4 { }\n");
+        assert!(conf.starts_with("router id 198.18.0.11;\n"), "{conf}");
         assert!(conf.contains("interface \"customer0\""), "{conf}");
         assert_eq!(conf.matches("export where source = RTS_BGP").count(), 2);
-        assert_eq!(conf.matches("export where source = RTS_DEVICE").count(), 2);
-        assert!(conf.contains("hold time 9;"), "{conf}");
+        assert!(conf.ends_with("protocol bgp vixp_rs1_v4 { }\n"), "{conf}");
     }
 
     #[test]
