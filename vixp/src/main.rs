@@ -148,12 +148,13 @@ fn run(command: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
     }
 }
 
-/// Prints a synchronous command's error and turns it into exit 1.
+/// Prints a synchronous command's error and turns it into exit 1. The errors name their file
+/// and cause themselves, so only the outermost message is printed.
 fn run_sync(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("{error:#}");
+            eprintln!("{error}");
             ExitCode::FAILURE
         }
     }
