@@ -10,6 +10,7 @@
 //! logs) is kept under the temp dir.
 
 pub mod bird;
+pub mod chromium;
 pub mod command;
 pub mod daemon;
 pub mod error;
