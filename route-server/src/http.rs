@@ -260,7 +260,7 @@ async fn neighbors(State(handles): State<Shared>) -> Response {
     axum::Json(json!({ "neighbors": views })).into_response()
 }
 
-/// Pagination parameters as the client wrote them; [`Page::window`] checks them.
+/// Pagination parameters as the client wrote them; [`Page::request`] checks them.
 #[derive(Debug, Default, Deserialize)]
 pub struct Page {
     /// Zero-based page number.
