@@ -13,8 +13,8 @@
 //!   again by the member so a route server bug cannot leak them into its network;
 //! - no first-AS check: the route server is transparent (RFC 7947 section 2.2.2.1), so the
 //!   first AS of a path is the announcing member's, never the route server's;
-//! - an export filter that sends only the member's own prefixes (empty unless given), and never
-//!   a route learnt from the exchange;
+//! - an export filter that sends only the member's own prefixes (empty unless given; BIRD's
+//!   also never sends back a route learnt from the exchange);
 //! - a max-prefix limit per session (see [`receive_limit`]);
 //! - the route server's hold time and connect retry.
 //!
@@ -630,8 +630,7 @@ fn frr(plan: &Plan<'_>) -> String {
     let _ = writeln!(
         conf,
         "! AS paths longer than {max_as_path} ASNs.\n\
-         bgp as-path access-list VIXP-TOO-LONG seq 5 permit ([0-9]+ ){{{max_as_path}}}[0-9]+\n\
-         ! Routes learnt from the exchange (next hop on the peering LAN) are never sent back."
+         bgp as-path access-list VIXP-TOO-LONG seq 5 permit ([0-9]+ ){{{max_as_path}}}[0-9]+"
     );
     for family in plan.families() {
         let upper = family.suffix().to_uppercase();
