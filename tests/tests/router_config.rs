@@ -63,3 +63,77 @@ fn frr_and_openbgpd_snippets_establish_sessions_and_exchange_routes_with_a_bird_
         }
     }
 }
+
+/// Runs the built `vixp` with `args` from the workspace root; returns (success, stdout, stderr).
+fn vixp(args: &[&str]) -> (bool, String, String) {
+    let output = std::process::Command::new(vixp_tests::binary_path("vixp"))
+        .args(args)
+        .current_dir(vixp_tests::workspace_root())
+        .output()
+        .expect("run vixp");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_node_file_names_the_fabric_and_member_as_the_member_guide_says() {
+    for dialect in ["bird", "frr", "openbgpd"] {
+        let (ok, from_node, error) = vixp(&["router-config", dialect, "-c", "configs/node.yaml"]);
+        assert!(ok, "{error}");
+        let (ok, direct, error) = vixp(&[
+            "router-config",
+            dialect,
+            "--fabric",
+            "configs/fabric.yaml",
+            "--member",
+            "alpha",
+        ]);
+        assert!(ok, "{error}");
+        assert_eq!(from_node, direct, "{dialect}");
+        assert!(from_node.contains("member alpha (AS64501)"), "{from_node}");
+    }
+}
+
+#[test]
+fn bad_requests_say_what_is_wrong_and_print_no_snippet() {
+    let fabric = "configs/examples/two-route-servers-nat.yaml";
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--member", "zulu"],
+            "no member named \"zulu\"; members are: echo, foxtrot",
+        ),
+        (
+            &["--member", "echo", "--prefix", "198.18.131.1/24"],
+            "host bits are set; did you mean 198.18.131.0/24?",
+        ),
+        (
+            &["--member", "foxtrot", "--prefix", "fd00:131::/48"],
+            "member foxtrot has no IPv6 LAN address",
+        ),
+        (
+            &["--member", "echo", "--prefix", "198.18.0.0/33"],
+            "invalid value",
+        ),
+    ];
+    for (extra, expected) in cases {
+        let mut args = vec!["router-config", "bird", "--fabric", fabric];
+        args.extend_from_slice(extra);
+        let (ok, stdout, stderr) = vixp(&args);
+        assert!(!ok, "{args:?} succeeded");
+        assert!(stdout.is_empty(), "{args:?} printed {stdout}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    let (ok, _, stderr) = vixp(&[
+        "router-config",
+        "bird",
+        "--fabric",
+        "configs/no-such.yaml",
+        "--member",
+        "echo",
+    ]);
+    assert!(!ok);
+    assert!(stderr.contains("configs/no-such.yaml"), "{stderr}");
+}
