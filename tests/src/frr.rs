@@ -2,6 +2,11 @@
 //! PID files, zebra socket and vty sockets in a state directory of the caller's, and reads
 //! `vtysh` JSON. Owns those files and the two processes (killed by PID on drop); must never
 //! talk to a system-wide FRR (every socket path is its own, TCP vty ports are off).
+//!
+//! FRR refuses to run as root (its vty group check) and drops to the `frr` user, which clears
+//! the parent-death signal [`Daemon`] arms: a test process killed outright leaves zebra and
+//! bgpd running in its deleted namespace until someone kills them. Ends and panics kill them
+//! by PID as usual.
 
 use std::{
     net::IpAddr,

@@ -1,7 +1,7 @@
 //! The whole exchange in network namespaces: four `vixp up` nodes on an underlay bridge
 //! (198.18.1.0/24), our route server on the route server node's `vixp0`, and BIRD in three
-//! member namespaces peering with it over the WireGuard LAN (198.18.0.0/24, fd00:198:18::/64)
-//! and announcing customer networks. Checks what an operator would: sessions, routes in BIRD and
+//! member namespaces, its sessions from `vixp router-config bird`, peering with it over the
+//! WireGuard LAN (198.18.0.0/24, fd00:198:18::/64) and announcing customer networks. Checks what an operator would: sessions, routes in BIRD and
 //! the kernel, customer-to-customer traffic going member to member (never through the route
 //! server node), and a member node's stop and restart. Must not send traffic outside the
 //! namespaces it creates.
