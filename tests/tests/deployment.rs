@@ -517,3 +517,256 @@ fn the_playbook_deploys_an_exchange_into_scratch_roots_and_refuses_bad_input() {
         text(&check)
     );
 }
+
+/// The unprivileged user the daemons run as in the least-privilege tests.
+const NOBODY: u32 = 65534;
+
+/// A datagram socket standing in for systemd's notification socket; `nobody` may send to it.
+struct NotifySocket {
+    socket: std::os::unix::net::UnixDatagram,
+    path: PathBuf,
+}
+
+impl NotifySocket {
+    fn bind(dir: &Path) -> Self {
+        let path = dir.join("notify.sock");
+        let socket = std::os::unix::net::UnixDatagram::bind(&path).expect("bind notify socket");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o777)).expect("chmod socket");
+        socket
+            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .expect("read timeout");
+        Self { socket, path }
+    }
+
+    /// Waits for the next notification and checks it is `wanted`.
+    fn expect(&self, wanted: &str, daemon: &vixp_tests::Daemon) {
+        let mut buffer = [0u8; 4096];
+        let length = self.socket.recv(&mut buffer).unwrap_or_else(|error| {
+            panic!(
+                "no {wanted:?} from {}: {error}\n{}",
+                daemon.label(),
+                daemon.log_tail(40)
+            )
+        });
+        assert_eq!(
+            String::from_utf8_lossy(&buffer[..length]),
+            wanted,
+            "{}",
+            daemon.log_tail(40)
+        );
+    }
+}
+
+/// `setpriv` arguments running `program` with only capability `capability` (none when
+/// empty), as `nobody` when `nobody` is true (else as uid 0, which without CAP_DAC_OVERRIDE
+/// still only opens what root owns), with NOTIFY_SOCKET set as systemd would.
+fn restricted(
+    nobody: bool,
+    capability: &str,
+    notify: &Path,
+    program: &Path,
+    args: &[&str],
+) -> Vec<String> {
+    let caps = if capability.is_empty() {
+        "-all".to_owned()
+    } else {
+        format!("-all,+{capability}")
+    };
+    let mut full = Vec::new();
+    if nobody {
+        full.extend([
+            format!("--reuid={NOBODY}"),
+            format!("--regid={NOBODY}"),
+            "--clear-groups".to_owned(),
+        ]);
+    }
+    full.extend([
+        format!("--inh-caps={caps}"),
+        format!("--ambient-caps={caps}"),
+        format!("--bounding-set={caps}"),
+        "env".to_owned(),
+        format!("NOTIFY_SOCKET={}", notify.display()),
+        program.display().to_string(),
+    ]);
+    full.extend(args.iter().map(|arg| (*arg).to_owned()));
+    full
+}
+
+fn signal(daemon: &vixp_tests::Daemon, name: &str) {
+    let pid = daemon.pid().expect("daemon running").to_string();
+    let output = run(Command::new("kill").arg(format!("-{name}")).arg(&pid));
+    assert!(
+        output.status.success(),
+        "kill -{name} {pid}: {}",
+        text(&output)
+    );
+}
+
+fn wait_for_exit(daemon: &mut vixp_tests::Daemon) {
+    let ended =
+        vixp_tests::try_wait_until(std::time::Duration::from_secs(15), || !daemon.is_running());
+    assert!(
+        ended,
+        "{} did not stop:\n{}",
+        daemon.label(),
+        daemon.log_tail(40)
+    );
+}
+
+/// A fabric with route server rs1 and member alpha; the key of alpha is `alpha_key`.
+fn small_fabric(alpha_key: &str) -> String {
+    format!(
+        "version: 1\nexchange: {{name: VIXP-Notify-Test}}\nlan: {{ipv4: 198.18.0.0/24, ipv6: \"fd00:198:18::/64\"}}\n\
+         route_servers:\n  - {{name: rs1, asn: 64500, ipv4: 198.18.0.1, public_key: \"bQFSGAFGz4WAtR5J4mFdMG03v4oNIsmuIMwLVktSHYM=\", \
+         bgp: {{active_open: false}}, http: \"127.0.0.1:9179\"}}\n\
+         members:\n  - {{name: alpha, asn: 64501, ipv4: 198.18.0.11, public_key: \"{alpha_key}\"}}\n\
+         policy: {{allow_prefixes: [198.18.0.0/15, \"fd00::/8\"], reject_private_asns: false}}\n"
+    )
+}
+
+/// Copies a workspace binary where `nobody` may run it.
+fn binary_copy(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    fs::copy(binary_path(name), &path).expect("copy binary");
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod binary");
+    path
+}
+
+#[test]
+fn the_route_server_runs_as_nobody_with_only_net_bind_service_and_notifies_systemd() {
+    let dir = TempDir::new("notify-rs").expect("temp dir");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod dir");
+    let binary = binary_copy(dir.path(), "route-server");
+    let fabric = dir
+        .write(
+            "fabric.yaml",
+            &small_fabric("mJtAa3uh8CHjXSzC7D08/dNe0F58uCM9H8//s4zbTJQ="),
+        )
+        .expect("write fabric");
+    let fabric = fabric.display().to_string();
+    // The unit's RuntimeDirectory= gives the route server its control socket directory.
+    let runtime = dir.path().join("run");
+    fs::create_dir(&runtime).expect("create runtime dir");
+    std::os::unix::fs::chown(&runtime, Some(NOBODY), Some(NOBODY)).expect("chown runtime dir");
+    let runtime = runtime.display().to_string();
+    let args = [
+        "run",
+        "--config",
+        &fabric,
+        "--listen",
+        "127.0.0.1",
+        "--port",
+        "179",
+        "--passive",
+        "--runtime-dir",
+        &runtime,
+    ];
+    let netns = vixp_tests::Netns::new().expect("netns");
+    let notify = NotifySocket::bind(dir.path());
+
+    // Without the capability, port 179 is refused: the capability is what makes it work.
+    let refused = netns.run(
+        "setpriv",
+        &restricted(true, "", &notify.path, &binary, &args)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    let message = format!("{refused:?}");
+    assert!(
+        refused.is_err() && message.contains("cannot listen for BGP on 127.0.0.1:179"),
+        "route-server without CAP_NET_BIND_SERVICE: {message}"
+    );
+
+    let mut daemon = vixp_tests::Daemon::spawn(
+        "route-server",
+        &netns,
+        "setpriv",
+        &restricted(true, "net_bind_service", &notify.path, &binary, &args),
+        &dir.path().join("route-server.log"),
+    )
+    .expect("start route-server");
+    notify.expect("READY=1\n", &daemon);
+    let listening = netns
+        .run("ss", &["-Hltn", "sport", "=", ":179"])
+        .expect("ss");
+    assert!(
+        listening.contains("127.0.0.1:179"),
+        "not listening: {listening}"
+    );
+    signal(&daemon, "HUP");
+    notify.expect("RELOADING=1\n", &daemon);
+    notify.expect("READY=1\n", &daemon);
+    signal(&daemon, "TERM");
+    notify.expect("STOPPING=1\n", &daemon);
+    wait_for_exit(&mut daemon);
+}
+
+#[test]
+fn the_node_runs_with_only_net_admin_and_notifies_systemd() {
+    // As uid 0 without any other capability: this machine's /dev/net/tun is mode 0600 (udev
+    // makes it 0666 on a normal host, where the unit's user `vixp` opens it).
+    let dir = TempDir::new("notify-node").expect("temp dir");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod dir");
+    let binary = binary_copy(dir.path(), "vixp");
+    let key = dir.path().join("private.key");
+    let keygen = run(Command::new(&binary).args(["keygen", "--output"]).arg(&key));
+    assert!(keygen.status.success(), "keygen: {}", text(&keygen));
+    let public = String::from_utf8_lossy(&keygen.stdout).trim().to_owned();
+    let run_dir = dir.path().join("run");
+    fs::create_dir(&run_dir).expect("create run dir");
+    dir.write("fabric.yaml", &small_fabric(&public))
+        .expect("write fabric");
+    let node = dir
+        .write(
+            "node.yaml",
+            &format!(
+                "member: alpha\nprivate_key_file: private.key\nfabric: fabric.yaml\n\
+                 interface: vixpn0\nlisten_port: 51820\nmetrics: 127.0.0.1:9180\n\
+                 control_socket: {}\n",
+                run_dir.join("vixpn0.sock").display()
+            ),
+        )
+        .expect("write node file");
+    let node = node.display().to_string();
+    let args = ["up", "--config", &node];
+    let netns = vixp_tests::Netns::new().expect("netns");
+    let notify = NotifySocket::bind(dir.path());
+
+    // Without the capability the TAP device cannot be created.
+    let refused = netns.run(
+        "setpriv",
+        &restricted(false, "", &notify.path, &binary, &args)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    let message = format!("{refused:?}");
+    assert!(
+        refused.is_err() && message.contains("cannot create TAP device vixpn0"),
+        "vixp up without CAP_NET_ADMIN: {message}"
+    );
+
+    let mut daemon = vixp_tests::Daemon::spawn(
+        "vixp",
+        &netns,
+        "setpriv",
+        &restricted(false, "net_admin", &notify.path, &binary, &args),
+        &dir.path().join("vixp.log"),
+    )
+    .expect("start vixp up");
+    notify.expect("READY=1\n", &daemon);
+    let link = netns
+        .run("ip", &["-br", "address", "show", "vixpn0"])
+        .expect("ip");
+    assert!(
+        link.contains("198.18.0.11/24"),
+        "vixpn0 lacks its address: {link}"
+    );
+    signal(&daemon, "HUP");
+    notify.expect("RELOADING=1\n", &daemon);
+    notify.expect("READY=1\n", &daemon);
+    signal(&daemon, "TERM");
+    notify.expect("STOPPING=1\n", &daemon);
+    wait_for_exit(&mut daemon);
+}
