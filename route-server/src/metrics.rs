@@ -109,6 +109,8 @@ pub struct Metrics {
     pub fabric_reloads: Family<ReloadLabels, Counter>,
     /// 1 when the last reload was applied (or none happened), 0 when it was refused.
     pub fabric_reload_success: Gauge,
+    /// Unix time the fabric in force was applied (start-up or the last applied reload).
+    pub fabric_applied_timestamp: Gauge,
     /// Distinct prefixes in the RIB.
     pub rib_prefixes: Gauge,
     /// Paths in the RIB.
@@ -151,6 +153,7 @@ impl Metrics {
             max_prefix_exceeded: Family::default(),
             fabric_reloads: Family::default(),
             fabric_reload_success: Gauge::default(),
+            fabric_applied_timestamp: Gauge::default(),
             rib_prefixes: Gauge::default(),
             rib_paths: Gauge::default(),
             rib_attribute_sets: Gauge::default(),
@@ -257,6 +260,11 @@ impl Metrics {
             metrics.fabric_reload_success.clone(),
         );
         registry.register(
+            "fabric_applied_timestamp_seconds",
+            "Unix time the fabric in force was applied: start-up or the last applied reload",
+            metrics.fabric_applied_timestamp.clone(),
+        );
+        registry.register(
             "rib_prefixes",
             "Distinct prefixes in the RIB",
             metrics.rib_prefixes.clone(),
@@ -277,7 +285,18 @@ impl Metrics {
 
     fn with_initial_values(self) -> Metrics {
         self.fabric_reload_success.set(1);
+        // Metrics are created when the route server starts with its first fabric.
+        self.fabric_applied(std::time::SystemTime::now());
         self
+    }
+
+    /// Records that a fabric was applied at `now`.
+    pub fn fabric_applied(&self, now: std::time::SystemTime) {
+        let seconds = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs());
+        self.fabric_applied_timestamp
+            .set(i64::try_from(seconds).unwrap_or(i64::MAX));
     }
 
     /// The metrics in the Prometheus text exposition format (version 0.0.4), which every
@@ -307,6 +326,8 @@ mod tests {
             text.contains("route_server_connections_refused_total{reason=\"unknown_address\"} 1")
         );
         assert!(text.contains("# TYPE route_server_rib_paths gauge"));
+        assert!(text.contains("# TYPE route_server_fabric_applied_timestamp_seconds gauge"));
+        assert!(!text.contains("route_server_fabric_applied_timestamp_seconds 0\n"));
         assert!(!text.contains("# EOF"));
     }
 }

@@ -17,7 +17,8 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use vixp_fabric::{
-    Asn, BogonPrefixes, Fabric, MaxPrefixAction, Member, NextHopPolicy, Policy, RouteServer,
+    Asn, AspaAction, BogonPrefixes, Fabric, InvalidAction, MaxPrefixAction, Member, NextHopPolicy,
+    Policy, RouteServer, RpkiPolicy,
 };
 
 use crate::driver::Handles;
@@ -542,8 +543,19 @@ fn filters_section(context: &Context<'_>) -> Section {
         let (title, rule) = describe(*filter, context);
         blocks.push(Block::Heading(format!("{}. {title}", index + 1)));
         blocks.extend(rule);
+        let refusals: Vec<Reason> = filter
+            .refusals(policy)
+            .into_iter()
+            .filter(|reason| refused_under(reason, policy))
+            .collect();
+        if refusals.is_empty() {
+            blocks.push(paragraph(vec![text(
+                "With this configuration no route is refused at this step.",
+            )]));
+            continue;
+        }
         let mut refused = vec![text("Refused as ")];
-        for (position, reason) in filter.refusals(policy).iter().enumerate() {
+        for (position, reason) in refusals.iter().enumerate() {
             if position > 0 {
                 refused.push(text(" or "));
             }
@@ -598,31 +610,152 @@ fn max_prefix_section(context: &Context<'_>) -> Section {
 }
 
 fn validation_section(context: &Context<'_>) -> Section {
-    let with_irr: Vec<&Member> = context
-        .fabric
-        .members
-        .iter()
-        .filter(|member| member.irr.is_some())
-        .collect();
-    let irr = if with_irr.is_empty() {
-        vec![text(
-            "IRR: no member has IRR data in the fabric file; no route is checked against IRR.",
-        )]
-    } else {
-        vec![text(format!(
-            "IRR: {} member(s) have IRR data (the AS-SET column under \"Who may join\"). The import filters above do not yet check routes against it.",
-            with_irr.len()
-        ))]
-    };
+    let mut blocks = vec![Block::Heading("RPKI".to_string())];
+    blocks.extend(rpki_blocks(context.fabric.policy.rpki.as_ref()));
+    blocks.push(Block::Heading("IRR".to_string()));
+    blocks.extend(irr_blocks(&context.fabric.members));
     Section {
         id: "rpki-irr",
         heading: "RPKI and IRR".to_string(),
-        blocks: vec![
-            paragraph(vec![text(
-                "RPKI: not configured. ROAs do not change which routes the route servers accept.",
-            )]),
-            paragraph(irr),
+        blocks,
+    }
+}
+
+/// Where validated ROA payload comes from and what happens to an invalid route.
+fn rpki_blocks(rpki: Option<&RpkiPolicy>) -> Vec<Block> {
+    let Some(rpki) = rpki else {
+        return vec![paragraph(vec![
+            text("Not configured ("),
+            code("policy.rpki"),
+            text(
+                " is absent): ROAs and ASPA records do not change which routes the route servers accept.",
+            ),
+        ])];
+    };
+    let mut sources: Vec<Vec<Span>> = rpki
+        .caches
+        .iter()
+        .enumerate()
+        .map(|(index, cache)| {
+            vec![
+                text(if index == 0 {
+                    "RTR cache (RFC 8210) "
+                } else {
+                    "then RTR cache "
+                }),
+                code(cache),
+            ]
+        })
+        .collect();
+    if rpki.vrp_file.is_some() {
+        sources.push(vec![text(
+            "a JSON export of validated payload (rpki-client or Routinator), read at start-up and on reload, used while no cache answers",
+        )]);
+    }
+    let mut blocks = vec![
+        paragraph(vec![text(
+            "Routes are validated against the RPKI (origin validation, RFC 6811) with payload from:",
+        )]),
+        Block::Bullets(sources),
+        paragraph(vec![
+            text("Cache timers (RFC 8210 section 6, until a cache sends its own): refresh "),
+            code(format!("{}s", rpki.timers.refresh)),
+            text(", retry "),
+            code(format!("{}s", rpki.timers.retry)),
+            text(", expire "),
+            code(format!("{}s", rpki.timers.expire)),
+            text(". Until payload has been loaded, no route is refused for RPKI."),
+        ]),
+    ];
+    blocks.push(paragraph(match rpki.invalid {
+        InvalidAction::Reject => vec![
+            text("An RPKI-invalid route is refused ("),
+            code("invalid: reject"),
+            text("); valid and not-found routes pass."),
         ],
+        InvalidAction::Tag => vec![
+            text("An RPKI-invalid route is accepted and only marked in the looking glass ("),
+            code("invalid: tag"),
+            text(")."),
+        ],
+    }));
+    blocks.push(paragraph(match rpki.aspa {
+        AspaAction::Reject => vec![
+            text("ASPA verification: a path the ASPA records show to be a leak or forged is refused ("),
+            code("aspa: reject"),
+            text(")."),
+        ],
+        AspaAction::Tag => vec![
+            text("ASPA verification runs and its outcome is only shown ("),
+            code("aspa: tag"),
+            text(")."),
+        ],
+        AspaAction::Off => vec![
+            text("ASPA verification is off ("),
+            code("aspa: off"),
+            text(")."),
+        ],
+    }));
+    blocks
+}
+
+/// Which members' routes are checked against IRR data, and where that data comes from.
+fn irr_blocks(members: &[Member]) -> Vec<Block> {
+    let items: Vec<Vec<Span>> = members
+        .iter()
+        .filter_map(|member| {
+            let irr = member.irr.as_ref()?;
+            let mut item = vec![text(format!("{}: ", member.name))];
+            let mut sources = Vec::new();
+            if let Some(as_set) = &irr.as_set {
+                let registries = if irr.sources.is_empty() {
+                    String::new()
+                } else {
+                    format!(" from {}", irr.sources.join(", "))
+                };
+                sources.push(format!("AS-SET {as_set}{registries}"));
+            }
+            if irr.has_files() {
+                sources
+                    .push("prefix and origin lists made with bgpq4 by the operators".to_string());
+            }
+            if !irr.prefixes.is_empty() || !irr.origins.is_empty() {
+                sources.push(format!(
+                    "{} prefixes and {} origin ASNs listed in the fabric file",
+                    irr.prefixes.len(),
+                    irr.origins.len()
+                ));
+            }
+            item.push(text(sources.join("; ")));
+            Some(item)
+        })
+        .collect();
+    if items.is_empty() {
+        return vec![paragraph(vec![text(
+            "No member has IRR data in the fabric file, so no route is checked against the IRR.",
+        )])];
+    }
+    vec![
+        paragraph(vec![text(
+            "Routes of these members are checked against their IRR data (the IRR step of the import filters); a member not listed here is not checked against the IRR:",
+        )]),
+        Block::Bullets(items),
+    ]
+}
+
+/// Whether the route server can give `reason` under `policy`: an RPKI or ASPA refusal only when
+/// `policy.rpki` asks to reject them (`rpki::filter`).
+fn refused_under(reason: &Reason, policy: &Policy) -> bool {
+    match reason {
+        Reason::RpkiInvalid { .. } => policy
+            .rpki
+            .as_ref()
+            .is_some_and(|rpki| rpki.invalid == InvalidAction::Reject),
+        Reason::AspaInvalid { .. } => policy
+            .rpki
+            .as_ref()
+            .is_some_and(|rpki| rpki.aspa == AspaAction::Reject),
+        _ => true,
     }
 }
 
@@ -789,6 +922,7 @@ fn informational_communities_section(context: &Context<'_>) -> Section {
             filter
                 .refusals(policy)
                 .into_iter()
+                .filter(|reason| refused_under(reason, policy))
                 .map(move |reason| (index, title, reason))
         })
         .map(|(index, title, reason)| {
@@ -1127,7 +1261,11 @@ mod tests {
 
     #[test]
     fn the_filters_are_listed_in_the_order_the_pipeline_runs_them() {
-        let fabric = lab();
+        // RPKI and ASPA set to reject, so that every refusal the route server has is listed.
+        let fabric = parse(&lab_text().replace(
+            "policy:\n",
+            "policy:\n  rpki:\n    caches: [\"127.0.0.1:3323\"]\n    aspa: reject\n",
+        ));
         let document = page(&fabric);
         let headings: Vec<&str> = section(&document, "filters")
             .blocks
@@ -1229,6 +1367,40 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("`noc@<b>x</b>`"), "{text}");
+    }
+
+    #[test]
+    fn rpki_and_irr_are_published_as_configured() {
+        let plain = markdown(&page(&lab()));
+        assert!(
+            plain.contains("Not configured (`policy.rpki` is absent)"),
+            "{plain}"
+        );
+        assert!(!plain.contains("`rpki_invalid`"), "{plain}");
+        assert!(plain.contains("No member has IRR data"), "{plain}");
+        let fabric = parse(&lab_text().replace(
+            "policy:\n",
+            "policy:\n  rpki:\n    caches: [\"127.0.0.1:3323\"]\n    aspa: reject\n",
+        ).replace(
+            "    ipv6: \"fd00:198:18::12\"\n",
+            "    ipv6: \"fd00:198:18::12\"\n    irr: {as_set: AS-BRAVO, sources: [RIPE], prefixes: [198.18.12.0/24]}\n",
+        ));
+        let text = markdown(&page(&fabric));
+        assert!(
+            text.contains("RTR cache (RFC 8210) `127.0.0.1:3323`"),
+            "{text}"
+        );
+        assert!(text.contains("refresh `3600s`"), "{text}");
+        assert!(
+            text.contains("An RPKI-invalid route is refused (`invalid: reject`)"),
+            "{text}"
+        );
+        assert!(text.contains("`rpki_invalid` (`64500:1101:13`)"), "{text}");
+        assert!(text.contains("`aspa_invalid`"), "{text}");
+        assert!(
+            text.contains("- bravo: AS-SET AS-BRAVO from RIPE; 1 prefixes and 0 origin ASNs"),
+            "{text}"
+        );
     }
 
     #[test]

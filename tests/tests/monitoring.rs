@@ -44,10 +44,11 @@ const QUERY_VARIABLES: [(&str, &str); 5] = [
 ];
 
 /// `promtool test rules` cases for alerts.yml (its path is prepended): after 20 minutes exactly
-/// the six alerts meant to fire do (a session that was up, 95% of max-prefix, a rejected
-/// fabric, no RPKI cache for 18 minutes, a 9-minute-old handshake, 20 spoofed drops/s); a
-/// session never established, exactly 90% of max-prefix, RPKI caches gone for 3 minutes, a
-/// fresh or absent handshake, broadcast drops and 1 drop/s do not; at 3
+/// the seven alerts meant to fire do (a session that was up, 95% of max-prefix, a rejected
+/// fabric, no RPKI cache for 18 minutes, a 9-minute-old handshake, 20 spoofed drops/s, a node
+/// whose fabric was rejected); a session never established, exactly 90% of max-prefix, RPKI
+/// caches gone for 3 minutes, a fresh or absent handshake, broadcast drops, 1 drop/s and a
+/// node that applied a fixed fabric a minute after a rejected one do not; at 3
 /// minutes nothing fires yet because of each rule's `for`.
 const RULE_TESTS: &str = r#"evaluation_interval: 1m
 tests:
@@ -89,6 +90,10 @@ tests:
         values: '0+6000x30'
       - series: 'vixp_drops_total{instance="n",reason="replayed"}'
         values: '0+60x30'
+      - series: 'vixp_fabric_reload_success{instance="n"}'
+        values: '1 1 1 0x30'
+      - series: 'vixp_fabric_reload_success{instance="n2"}'
+        values: '1 1 0 1x30'
     promql_expr_test:
       - expr: ALERTS{alertstate="firing"}
         eval_time: 20m
@@ -104,6 +109,8 @@ tests:
           - labels: 'ALERTS{alertname="VixpHandshakeStale",alertstate="firing",severity="warning",instance="n",member="alpha"}'
             value: 1
           - labels: 'ALERTS{alertname="VixpDropRateHigh",alertstate="firing",severity="warning",instance="n",reason="spoofed_source"}'
+            value: 1
+          - labels: 'ALERTS{alertname="VixpFabricRejected",alertstate="firing",severity="critical",instance="n"}'
             value: 1
       - expr: ALERTS{alertstate="firing"}
         eval_time: 3m
@@ -416,7 +423,7 @@ fn promtool_accepts_the_scrape_config_and_its_rule_files() {
 fn promtool_accepts_the_alert_rules() {
     let rules = prometheus_dir().join("alerts.yml");
     let output = promtool(&["check", "rules", &rules.to_string_lossy()]);
-    assert!(output.contains("SUCCESS: 6 rules found"), "{output}");
+    assert!(output.contains("SUCCESS: 7 rules found"), "{output}");
 }
 
 #[test]
@@ -528,6 +535,7 @@ fn every_metric_in_the_alert_rules_and_dashboards_is_exported_by_a_running_daemo
         "route_server_prefixes_received",
         "route_server_max_prefix_limit",
         "route_server_fabric_reload_success",
+        "vixp_fabric_reload_success",
         "vixp_latest_handshake_seconds",
         "vixp_drops_total",
     ] {

@@ -142,6 +142,9 @@ fn reload(current: &Fabric, route_server: &str, metrics: &Metrics) -> Option<Fab
         metrics
             .fabric_reload_success
             .set(i64::from(result == "applied"));
+        if result == "applied" {
+            metrics.fabric_applied(std::time::SystemTime::now());
+        }
     };
     // The members' IRR files are read again too: a reload after `irr refresh` applies them.
     let fresh = match crate::irr::load_fabric(&current.source) {
