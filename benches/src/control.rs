@@ -33,6 +33,13 @@ pub struct LoadSpec {
 pub enum Command {
     /// Send every sender's announcements and wait for convergence.
     Announce,
+    /// After convergence: the route server is about to refuse every IPv4 prefix shorter than
+    /// `min_ipv4_length` (a policy reload). Arm each receiver with its new target, report
+    /// [`Report::Armed`], then wait until every receiver holds exactly its new target.
+    Reload {
+        /// The new shortest IPv4 prefix length accepted.
+        min_ipv4_length: u8,
+    },
     /// Send every sender's withdrawals and wait until every receiver holds nothing.
     Withdraw,
     /// Close all sessions and exit.
@@ -93,6 +100,19 @@ pub enum Report {
         unknown: u64,
         /// UPDATE messages received, all receivers together.
         updates_received: u64,
+    },
+    /// Every receiver has its post-reload target; the driver may trigger the reload now.
+    Armed {
+        /// Prefixes all receivers together must lose.
+        to_withdraw: u64,
+    },
+    /// Every receiver reached its post-reload target (or the phase timed out).
+    Reloaded {
+        /// How the phase ended; `Finished.seconds` counts from [`Report::Armed`].
+        outcome: PhaseOutcome,
+        /// Unix time (seconds) the last receiver reached its target, to compare with the time
+        /// the driver triggered the reload (same machine, same clock).
+        finished_unix: f64,
     },
     /// The withdraw phase ended.
     Withdrawn {

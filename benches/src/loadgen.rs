@@ -15,7 +15,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, anyhow, bail};
 use bytes::{Buf as _, Bytes, BytesMut};
@@ -60,6 +60,8 @@ enum SessionEvent {
     Full(usize),
     /// The receiver held everything and now holds nothing.
     Empty(usize),
+    /// The receiver holds exactly its armed target (see [`Holdings::target`]).
+    Target(usize),
     /// The session ended.
     Down { peer: usize, reason: String },
     /// A sender's stream for this phase is all in its kernel socket buffer.
@@ -223,6 +225,28 @@ async fn play(
                 let report_line = announce_report(outcome, &sessions, senders);
                 report(output, &report_line).await?;
             }
+            Command::Reload { min_ipv4_length } if announced => {
+                let outcome = reload(
+                    &sessions,
+                    min_ipv4_length,
+                    output,
+                    &mut event_receiver,
+                    phase_timeout,
+                )
+                .await?;
+                let finished_unix = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0.0, |elapsed| elapsed.as_secs_f64());
+                report(
+                    output,
+                    &Report::Reloaded {
+                        outcome,
+                        finished_unix,
+                    },
+                )
+                .await?;
+            }
+            Command::Reload { .. } => bail!("reload before announce"),
             Command::Withdraw if announced => {
                 let outcome = phase(
                     &sessions,
@@ -353,6 +377,73 @@ async fn phase(
     Ok(PhaseOutcome::Finished {
         seconds: started.elapsed().as_secs_f64(),
         sent_seconds,
+    })
+}
+
+/// The reload phase: arms every receiver with the number of prefixes it holds once the route
+/// server refuses IPv4 prefixes shorter than `min_length`, reports [`Report::Armed`] and waits
+/// until every receiver holds exactly that many.
+async fn reload(
+    sessions: &[Session],
+    min_length: u8,
+    output: &mut (impl AsyncWrite + Unpin),
+    events: &mut mpsc::UnboundedReceiver<SessionEvent>,
+    timeout: Duration,
+) -> anyhow::Result<PhaseOutcome> {
+    let mut waiting = vec![false; sessions.len()];
+    let (mut to_withdraw, mut target_total) = (0u64, 0u64);
+    for (position, session) in sessions.iter().enumerate() {
+        let mut holdings = lock(&session.holdings);
+        let target = holdings.expected_with_min_length(min_length);
+        to_withdraw += holdings.held.saturating_sub(target) as u64;
+        target_total += target as u64;
+        if holdings.held != target {
+            holdings.target = Some(target);
+            waiting[position] = true;
+        }
+    }
+    let mut remaining = waiting.iter().filter(|waiting| **waiting).count();
+    report(output, &Report::Armed { to_withdraw }).await?;
+    let started = Instant::now();
+    let deadline = started + timeout;
+    while remaining > 0 {
+        let event = match timeout_at(deadline, events.recv()).await {
+            Ok(Some(event)) => event,
+            Ok(None) => bail!("all sessions ended"),
+            Err(_) => {
+                let held = sessions
+                    .iter()
+                    .map(|session| lock(&session.holdings).held as u64)
+                    .sum();
+                return Ok(PhaseOutcome::TimedOut {
+                    seconds: timeout.as_secs_f64(),
+                    sent_seconds: None,
+                    held,
+                    target: target_total,
+                });
+            }
+        };
+        let reached = match event {
+            SessionEvent::Target(peer) => peer,
+            SessionEvent::Down { peer, reason } => {
+                bail!(
+                    "session of {} went down: {reason}",
+                    Peer::numbered(peer).name()
+                )
+            }
+            _ => continue,
+        };
+        if let Some(position) = sessions
+            .iter()
+            .position(|session| session.peer.index == reached)
+            && std::mem::take(&mut waiting[position])
+        {
+            remaining -= 1;
+        }
+    }
+    Ok(PhaseOutcome::Finished {
+        seconds: started.elapsed().as_secs_f64(),
+        sent_seconds: None,
     })
 }
 
@@ -509,6 +600,10 @@ async fn read_loop(
             if full && !empty && holdings.held == 0 {
                 empty = true;
                 let _ = events.send(SessionEvent::Empty(peer));
+            }
+            if holdings.target == Some(holdings.held) {
+                holdings.target = None;
+                let _ = events.send(SessionEvent::Target(peer));
             }
             outcome
         };

@@ -251,6 +251,46 @@ pub fn markdown(scenarios: &[Scenario], rows: &[Row]) -> String {
     text
 }
 
+/// The reload phase's table: per scenario and daemon, the median over the runs of the seconds
+/// from triggering the reload to the last resulting UPDATE at the receivers, and of the
+/// seconds the daemon itself reports.
+pub fn reload_markdown(
+    scenarios: &[Scenario],
+    daemons: &[DaemonKind],
+    records: &[RunRecord],
+) -> String {
+    let mut text = String::from(
+        "| scenario | daemon | runs | prefixes withdrawn | reload s (to last UPDATE) \
+         | reload s (daemon's own report) |\n|---|---|---|---:|---:|---:|\n",
+    );
+    for scenario in scenarios {
+        for daemon in daemons {
+            let reloads: Vec<&crate::runner::ReloadFigures> = records
+                .iter()
+                .filter(|record| record.scenario == scenario.name && record.daemon == *daemon)
+                .filter_map(|record| match &record.outcome {
+                    RunOutcome::Completed(figures) => figures.reload.as_ref(),
+                    RunOutcome::Failed { .. } => None,
+                })
+                .collect();
+            let mut seconds: Vec<f64> = reloads.iter().filter_map(|r| r.seconds).collect();
+            let mut own: Vec<f64> = reloads.iter().filter_map(|r| r.daemon_seconds).collect();
+            let show = |value: Option<f64>| value.map_or("-".to_owned(), |v| format!("{v:.3}"));
+            let _ = writeln!(
+                text,
+                "| {} | {} | {} | {} | {} | {} |",
+                scenario.name,
+                daemon,
+                reloads.len(),
+                reloads.first().map_or(0, |r| r.withdrawn),
+                show(median(&mut seconds)),
+                show(median(&mut own)),
+            );
+        }
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,6 +319,7 @@ mod tests {
             updates_received: 10,
             load_generator_cpu_seconds: 0.5,
             load_average: "0.00 0.00 0.00 1/100 1".to_owned(),
+            reload: None,
         }))
     }
 

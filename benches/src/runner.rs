@@ -36,6 +36,22 @@ pub struct RunSettings {
     pub ticks_per_second: f64,
     /// Daemon binaries and options.
     pub daemons: DaemonOptions,
+    /// After convergence, reload a policy that refuses IPv4 prefixes shorter than this and
+    /// time it (`None`: no reload phase).
+    pub reload_min_ipv4_length: Option<u8>,
+}
+
+/// Figures of the reload phase.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReloadFigures {
+    /// Prefixes all receivers together had to lose.
+    pub withdrawn: u64,
+    /// Seconds from triggering the reload until the last receiver held its new table (the
+    /// last resulting UPDATE at the sinks); `None` if the phase timed out.
+    pub seconds: Option<f64>,
+    /// Seconds the daemon reports for the reload itself (vixp: until its RIB reflected the
+    /// new file, before the UPDATEs drain).
+    pub daemon_seconds: Option<f64>,
 }
 
 /// Figures of one completed run.
@@ -75,6 +91,9 @@ pub struct Figures {
     pub load_generator_cpu_seconds: f64,
     /// `/proc/loadavg` when the run started: other work on the machine skews the figures.
     pub load_average: String,
+    /// The reload phase, if it ran.
+    #[serde(default)]
+    pub reload: Option<ReloadFigures>,
 }
 
 /// How one run ended.
@@ -193,7 +212,7 @@ pub async fn run_once(
             &settings.daemons,
         )
         .await?;
-        let result = measure(&daemon, scenario, topology, settings).await;
+        let result = measure(&daemon, &directory, scenario, topology, settings).await;
         let result =
             result.map_err(|error| anyhow!("{error:#}; {kind} log: {}", daemon.log_tail()));
         daemon.stop().await;
@@ -210,6 +229,7 @@ pub async fn run_once(
 
 async fn measure(
     daemon: &DaemonProcess,
+    directory: &Path,
     scenario: &Scenario,
     topology: &Topology,
     settings: &RunSettings,
@@ -255,6 +275,20 @@ async fn measure(
         };
         let converged = daemon.stats(ticks)?;
         let finished = matches!(converge, PhaseOutcome::Finished { .. });
+        let reload = match settings.reload_min_ipv4_length {
+            Some(min_length) if finished => Some(
+                reload_phase(
+                    daemon,
+                    directory,
+                    &mut generator,
+                    min_length,
+                    phase_wait,
+                    settings,
+                )
+                .await?,
+            ),
+            _ => None,
+        };
         let withdraw = if finished {
             generator.send(Command::Withdraw).await?;
             match generator.report(phase_wait).await? {
@@ -287,11 +321,55 @@ async fn measure(
             updates_received,
             load_generator_cpu_seconds: generator_end.cpu_seconds - generator_idle.cpu_seconds,
             load_average,
+            reload,
         })
     }
     .await;
     generator.close().await;
     result
+}
+
+/// The reload phase: arms the load generator, triggers the daemon's reload, and waits until
+/// every receiver holds its new table.
+async fn reload_phase(
+    daemon: &DaemonProcess,
+    directory: &Path,
+    generator: &mut LoadGenerator,
+    min_length: u8,
+    wait: Duration,
+    settings: &RunSettings,
+) -> anyhow::Result<ReloadFigures> {
+    generator
+        .send(Command::Reload {
+            min_ipv4_length: min_length,
+        })
+        .await?;
+    let Report::Armed { to_withdraw } = generator.report(wait).await? else {
+        bail!("expected the load generator to arm the reload phase");
+    };
+    let triggered = unix_now();
+    let daemon_seconds = daemon
+        .reload(directory, min_length, &settings.daemons)
+        .await?;
+    let Report::Reloaded {
+        outcome,
+        finished_unix,
+    } = generator.report(wait).await?
+    else {
+        bail!("expected the reload phase to end");
+    };
+    Ok(ReloadFigures {
+        withdrawn: to_withdraw,
+        seconds: matches!(outcome, PhaseOutcome::Finished { .. })
+            .then(|| (finished_unix - triggered).max(0.0)),
+        daemon_seconds,
+    })
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |elapsed| elapsed.as_secs_f64())
 }
 
 /// Default location of the `route-server` binary: next to this one (same cargo profile).

@@ -191,6 +191,9 @@ pub struct Holdings {
     pub unknown: u64,
     /// UPDATE messages received.
     pub updates: u64,
+    /// A number of prefixes the coordinator waits for this receiver to hold (after a policy
+    /// reload); the reader reports it once and clears it.
+    pub target: Option<usize>,
 }
 
 impl Holdings {
@@ -213,7 +216,19 @@ impl Holdings {
             reflected: 0,
             unknown: 0,
             updates: 0,
+            target: None,
         }
+    }
+
+    /// Prefixes this receiver holds at convergence once every IPv4 prefix shorter than
+    /// `min_length` is refused by the route server.
+    pub fn expected_with_min_length(&self, min_length: u8) -> usize {
+        self.index
+            .lengths
+            .iter()
+            .enumerate()
+            .filter(|(position, length)| !self.own.contains(position) && **length >= min_length)
+            .count()
     }
 
     /// Applies one UPDATE body (the message without its 19-octet header): withdrawals first,

@@ -64,7 +64,7 @@ impl Fixture {
                 netns.name(),
             ],
         );
-        for host in [11, 12, 13, 99] {
+        for host in [11, 12, 13, 14, 99] {
             run(
                 "ip",
                 &[
@@ -122,6 +122,8 @@ members:
             "run".to_string(),
             "-c".to_string(),
             fabric_path.display().to_string(),
+            "--control-socket".to_string(),
+            dir.path().join("control.sock").display().to_string(),
         ];
         let log = dir.path().join("route-server.log");
         let route_server = Daemon::spawn(
@@ -152,6 +154,17 @@ members:
             .and_then(Daemon::pid)
             .expect("route server pid");
         run("kill", &["-HUP", &pid.to_string()]);
+    }
+
+    /// Rewrites the fabric file and runs `route-server reload` against the control socket.
+    fn reload_command(&self, fabric: &str) -> std::process::Output {
+        self.dir.write("fabric.yaml", fabric).expect("fabric file");
+        Command::new(binary_path("route-server"))
+            .arg("reload")
+            .arg("--control-socket")
+            .arg(self.dir.path().join("control.sock"))
+            .output()
+            .expect("route-server reload runs")
     }
 
     fn address(&self, host: u8) -> Ipv4Addr {
@@ -1055,5 +1068,293 @@ fn check_reports_file_line_field_and_what_is_valid() {
         valid.status.success(),
         "{}",
         String::from_utf8_lossy(&valid.stderr)
+    );
+}
+
+/// Attributes of a route from the member at `host` with `asn`, through `path` after it.
+fn member_attributes(fixture: &Fixture, host: u8, asn: u32, path: &[u32]) -> Attributes {
+    let mut asns = vec![asn];
+    asns.extend_from_slice(path);
+    Attributes::new(
+        Origin::Igp,
+        AsPath {
+            segments: vec![Segment {
+                kind: SegmentKind::Sequence,
+                asns,
+            }],
+        },
+        IpAddr::V4(fixture.address(host)),
+    )
+}
+
+/// Polls `/metrics` until `done` holds for it (5 s at most); returns the last scrape.
+async fn metrics_until(fixture: &Fixture, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let metrics = fixture.metrics();
+        if done(&metrics) || Instant::now() >= deadline {
+            return metrics;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_member_added_by_a_reload_comes_up_and_no_other_session_is_reset() {
+    let fixture = Fixture::new("rs-reload-add");
+    let (mut alpha, mut bravo) = alpha_announces_to_bravo(&fixture).await;
+    let with_delta = format!(
+        "{}  - {{name: delta, asn: 64504, ipv4: 198.19.{}.14, public_key: \"{}\"}}\n",
+        fixture.fabric,
+        fixture.subnet,
+        key(14)
+    );
+    let output = fixture.reload_command(&with_delta);
+    let stdout = text(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}\n{}",
+        text(&output.stderr),
+        fixture.log()
+    );
+    assert!(stdout.contains("members added: delta"), "{stdout}");
+    assert!(stdout.contains("members removed: none"), "{stdout}");
+    assert!(stdout.contains("sessions started: delta.ipv4"), "{stdout}");
+
+    let mut delta = Peer::established(&fixture, "delta", 14, 64504).await;
+    let full_table = delta
+        .pump_until(Duration::from_secs(10), |peer| peer.routes.len() == 2)
+        .await;
+    assert!(full_table, "delta gets alpha's routes: {:?}", delta.routes);
+    delta
+        .announce(
+            &member_attributes(&fixture, 14, 64504, &[]),
+            &[prefix("198.18.140.0/24")],
+        )
+        .await;
+    let received = bravo
+        .pump_until(Duration::from_secs(10), |peer| {
+            peer.routes.contains_key(&prefix("198.18.140.0/24"))
+        })
+        .await;
+    assert!(received, "bravo receives the new member's route");
+    let received = alpha
+        .pump_until(Duration::from_secs(10), |peer| {
+            peer.routes.contains_key(&prefix("198.18.140.0/24"))
+        })
+        .await;
+    assert!(received, "alpha receives the new member's route");
+
+    assert!(alpha.established && bravo.established && delta.established);
+    assert!(alpha.down.is_none() && bravo.down.is_none());
+    for member in ["alpha", "bravo", "delta"] {
+        assert_eq!(
+            fixture.metric(&format!(
+                "route_server_session_established_total{{member=\"{member}\",family=\"ipv4\"}}"
+            )),
+            Some(1.0),
+            "{member} established exactly once"
+        );
+    }
+    let neighbors = fixture.http_get("/api/v1/neighbors").expect("neighbors");
+    assert!(neighbors.contains("\"id\":\"delta.ipv4\""), "{neighbors}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_member_removed_by_a_reload_gets_peer_deconfigured_and_its_routes_vanish() {
+    let fixture = Fixture::new("rs-reload-remove");
+    let (mut alpha, mut bravo) = alpha_announces_to_bravo(&fixture).await;
+    let without_alpha: String = fixture
+        .fabric
+        .lines()
+        .filter(|line| !line.contains("name: alpha"))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let output = fixture.reload_command(&without_alpha);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
+    assert!(stdout.contains("members removed: alpha"), "{stdout}");
+    assert!(stdout.contains("ended: alpha.ipv4"), "{stdout}");
+
+    alpha
+        .pump_until(Duration::from_secs(10), |peer| peer.down.is_some())
+        .await;
+    // RFC 4486: Cease, Peer De-configured.
+    assert_eq!(
+        alpha.notification_received(),
+        Some((6, 3)),
+        "{:?}",
+        alpha.down
+    );
+    let withdrawn = bravo
+        .pump_until(Duration::from_secs(10), |peer| peer.routes.is_empty())
+        .await;
+    assert!(withdrawn, "alpha's routes are withdrawn from bravo");
+    assert!(bravo.established && bravo.down.is_none(), "bravo stays up");
+
+    let neighbors = fixture.http_get("/api/v1/neighbors").expect("neighbors");
+    assert!(!neighbors.contains("alpha.ipv4"), "{neighbors}");
+    // Every per-session series goes; per-member NOTIFICATION counters stay (history).
+    let alpha_series = |metrics: &str| {
+        metrics
+            .lines()
+            .any(|line| line.contains("member=\"alpha\"") && !line.contains("notifications_"))
+    };
+    let metrics = metrics_until(&fixture, |metrics| !alpha_series(metrics)).await;
+    assert!(
+        !alpha_series(&metrics),
+        "alpha's series are gone:\n{metrics}\n{}",
+        fixture.log()
+    );
+    // Its address is no longer a member's: a new connection is refused and counted.
+    let mut again = Peer::connect(&fixture, 11, 64501).await;
+    again.pump(Duration::from_secs(1)).await;
+    assert!(!again.established);
+    assert_eq!(
+        fixture.metric("route_server_connections_refused_total{reason=\"unknown_address\"}"),
+        Some(1.0)
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_changed_filter_parameter_changes_only_the_affected_routes() {
+    let fixture = Fixture::new("rs-reload-filter");
+    let mut alpha = Peer::established(&fixture, "alpha", 11, 64501).await;
+    let mut bravo = Peer::established(&fixture, "bravo", 12, 64502).await;
+    let short = prefix("198.18.128.0/24");
+    let long = prefix("198.18.150.0/24");
+    alpha
+        .announce(&member_attributes(&fixture, 11, 64501, &[65010]), &[short])
+        .await;
+    alpha
+        .announce(
+            &member_attributes(&fixture, 11, 64501, &[65010, 65011, 65012]),
+            &[long],
+        )
+        .await;
+    let received = bravo
+        .pump_until(Duration::from_secs(10), |peer| peer.routes.len() == 2)
+        .await;
+    assert!(received, "bravo gets both routes: {:?}", bravo.routes);
+    let before = bravo.routes[&short].clone();
+    let updates_to_bravo =
+        "route_server_messages_sent_total{member=\"bravo\",family=\"ipv4\",type=\"update\"}";
+    let sent_before = fixture.metric(updates_to_bravo).expect("update counter");
+
+    // AS paths of at most 3 ASNs; and bravo gets a description (no reset for that).
+    let tightened = fixture
+        .fabric
+        .replace(
+            "reject_private_asns: false}",
+            "reject_private_asns: false, max_as_path_length: 3}",
+        )
+        .replace(
+            "{name: bravo, asn: 64502,",
+            "{name: bravo, asn: 64502, description: Bravo Networks,",
+        );
+    assert_ne!(tightened, fixture.fabric);
+    let output = fixture.reload_command(&tightened);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
+    assert!(stdout.contains("policy changed: yes"), "{stdout}");
+    assert!(
+        stdout.contains("members changed: bravo (description; no reset)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("routes judged again: 2 (0 now accepted, 1 now refused)"),
+        "{stdout}"
+    );
+    let withdrawn = bravo
+        .pump_until(Duration::from_secs(10), |peer| {
+            !peer.routes.contains_key(&long)
+        })
+        .await;
+    assert!(withdrawn, "the too-long path is withdrawn");
+    bravo.pump(Duration::from_millis(500)).await;
+    assert_eq!(bravo.routes.len(), 1);
+    assert_eq!(bravo.routes[&short], before, "the other route is untouched");
+    assert_eq!(
+        fixture.metric(updates_to_bravo),
+        Some(sent_before + 1.0),
+        "only the difference is sent: one UPDATE (the withdrawal)"
+    );
+    let filtered = fixture
+        .http_get("/api/v1/neighbors/alpha.ipv4/routes/filtered")
+        .expect("filtered");
+    assert!(filtered.contains("198.18.150.0/24"), "{filtered}");
+    let neighbors = fixture.http_get("/api/v1/neighbors").expect("neighbors");
+    assert!(neighbors.contains("Bravo Networks"), "{neighbors}");
+    alpha.pump(Duration::from_millis(200)).await;
+    assert!(
+        alpha.established && bravo.established,
+        "no session was reset"
+    );
+    assert!(alpha.down.is_none() && bravo.down.is_none());
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_invalid_or_identity_changing_fabric_is_refused_by_the_reload_command() {
+    let fixture = Fixture::new("rs-reload-refused");
+    let (mut alpha, mut bravo) = alpha_announces_to_bravo(&fixture).await;
+    let original = fixture.fabric.clone();
+
+    // bravo's ASN is not a number: FILE:LINE: field: problem, and nothing changes.
+    let line = original
+        .lines()
+        .position(|line| line.contains("name: bravo"))
+        .expect("bravo's line")
+        + 1;
+    let broken = original.replace("asn: 64502", "asn: sixty-four");
+    let output = fixture.reload_command(&broken);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    let file = fixture.dir.path().join("fabric.yaml");
+    assert!(
+        stderr.contains(&format!("{}:{line}: members[1].asn", file.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("reload refused (invalid)"), "{stderr}");
+    assert_eq!(
+        fixture.metric("route_server_fabric_reloads_total{result=\"invalid\"}"),
+        Some(1.0)
+    );
+
+    // The route server's own ASN needs a restart: refused, naming the field.
+    let other_asn = original.replace(&format!("asn: {RS_ASN}\n"), "asn: 64599\n");
+    assert_ne!(other_asn, original);
+    let output = fixture.reload_command(&other_asn);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("reload refused (needs_restart)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("asn (64500 -> 64599)"), "{stderr}");
+    assert_eq!(
+        fixture.metric("route_server_fabric_reloads_total{result=\"needs_restart\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        fixture.metric("route_server_fabric_reload_success"),
+        Some(0.0)
+    );
+
+    // Nothing changed: both sessions up, bravo still has alpha's routes.
+    bravo.pump(Duration::from_millis(300)).await;
+    alpha.pump(Duration::from_millis(100)).await;
+    assert_eq!(bravo.routes.len(), 2);
+    assert!(alpha.established && bravo.established);
+
+    // And the original file applies cleanly again.
+    let output = fixture.reload_command(&original);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(
+        fixture.metric("route_server_fabric_reload_success"),
+        Some(1.0)
     );
 }

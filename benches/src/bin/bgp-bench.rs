@@ -52,6 +52,12 @@ struct Cli {
     /// Write every run and the summary as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// After convergence, time a policy reload: the route server refuses IPv4 prefixes shorter
+    /// than this (e.g. 20: the /19s, 5% of the table) and the reload is timed until the last
+    /// resulting UPDATE reaches the receivers (route-server: `route-server reload`; BIRD:
+    /// `birdc configure` with the same change as an export filter).
+    #[arg(long, value_name = "LENGTH")]
+    reload_min_length: Option<u8>,
     /// Keep the generated configurations and daemon logs in this directory.
     #[arg(long)]
     keep: Option<PathBuf>,
@@ -142,6 +148,7 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
         directory,
         ticks_per_second: procstat::clock_ticks(),
         daemons: options.clone(),
+        reload_min_ipv4_length: cli.reload_min_length,
     };
     let mut versions = serde_json::Map::new();
     for daemon in &cli.daemons {
@@ -201,6 +208,12 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
         })
         .collect();
     println!("{}", report::markdown(&scenarios, &rows));
+    if cli.reload_min_length.is_some() {
+        println!(
+            "{}",
+            report::reload_markdown(&scenarios, &cli.daemons, &records)
+        );
+    }
     if let Some(path) = &cli.json {
         let document = json!({
             "environment": environment,

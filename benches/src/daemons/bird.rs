@@ -37,6 +37,18 @@ pub fn config(scenario: &Scenario, hold_time: u16) -> String {
     text
 }
 
+/// The generated configuration with every client's export refusing IPv4 prefixes shorter than
+/// `min_length` (the reload benchmark's change). An export filter, because BIRD re-runs export
+/// filters on `birdc configure` without touching sessions, while a changed import filter needs
+/// a route refresh from every sender.
+pub fn with_min_ipv4_length(config: &str, min_length: u8) -> String {
+    config.replacen(
+        "   export all;\n",
+        &format!("   export where net.len >= {min_length};\n"),
+        1,
+    )
+}
+
 fn neighbor(text: &mut String, peer: &Peer) {
     let _ = writeln!(
         text,
@@ -64,6 +76,13 @@ pub fn arguments(config: &Path, directory: &Path) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_reload_change_filters_exports_by_length() {
+        let text = with_min_ipv4_length(&config(&Scenario::small(), 90), 20);
+        assert!(text.contains("   export where net.len >= 20;\n"));
+        assert!(!text.contains("export all"));
+    }
 
     #[test]
     fn every_peer_is_an_rs_client_session() {

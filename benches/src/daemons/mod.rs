@@ -171,6 +171,66 @@ impl DaemonProcess {
         Ok(daemon)
     }
 
+    /// Applies the reload benchmark's policy change (IPv4 prefixes shorter than `min_length`
+    /// refused) to the running daemon, whose configuration is in `directory`: vixp through
+    /// `route-server reload`, BIRD through `birdc configure`. Returns the seconds the daemon
+    /// itself reports for the reload, if it reports any.
+    ///
+    /// # Errors
+    /// The daemon cannot reload (GoBGP here) or refuses the new configuration.
+    pub async fn reload(
+        &self,
+        directory: &Path,
+        min_length: u8,
+        options: &DaemonOptions,
+    ) -> anyhow::Result<Option<f64>> {
+        match self.kind {
+            DaemonKind::RouteServer => {
+                let fabric = directory.join("fabric.yaml");
+                let text = std::fs::read_to_string(&fabric)?;
+                std::fs::write(
+                    &fabric,
+                    route_server::with_min_ipv4_length(&text, min_length),
+                )?;
+                let output = Command::new(&options.route_server_binary)
+                    .arg("reload")
+                    .arg("--control-socket")
+                    .arg(route_server::control_socket(&fabric))
+                    .arg("--json")
+                    .output()
+                    .await?;
+                if !output.status.success() {
+                    bail!(
+                        "route-server reload failed: {}{}",
+                        String::from_utf8_lossy(&output.stdout).trim(),
+                        String::from_utf8_lossy(&output.stderr).trim()
+                    );
+                }
+                let report: serde_json::Value = serde_json::from_slice(&output.stdout)
+                    .context("route-server reload --json printed no JSON")?;
+                Ok(report.get("seconds").and_then(serde_json::Value::as_f64))
+            }
+            DaemonKind::Bird => {
+                let config = directory.join("bird.conf");
+                let text = std::fs::read_to_string(&config)?;
+                std::fs::write(&config, bird::with_min_ipv4_length(&text, min_length))?;
+                let output = Command::new("birdc")
+                    .arg("-s")
+                    .arg(directory.join("bird.ctl"))
+                    .arg("configure")
+                    .output()
+                    .await
+                    .context("cannot run birdc (package bird2)")?;
+                let text = String::from_utf8_lossy(&output.stdout);
+                if !output.status.success() || !text.contains("Reconfigured") {
+                    bail!("birdc configure: {}", text.trim());
+                }
+                Ok(None)
+            }
+            DaemonKind::Gobgp => bail!("the reload benchmark has no GoBGP variant"),
+        }
+    }
+
     /// Memory and CPU figures now.
     ///
     /// # Errors

@@ -64,6 +64,23 @@ pub fn fabric(scenario: &Scenario, hold_time: u16) -> String {
     text
 }
 
+/// The generated fabric with a policy that refuses IPv4 prefixes shorter than `min_length`
+/// (the reload benchmark's change).
+pub fn with_min_ipv4_length(fabric: &str, min_length: u8) -> String {
+    fabric.replacen(
+        "  reject_private_asns: false\n",
+        &format!(
+            "  reject_private_asns: false\n  prefix_length: {{ipv4: [{min_length}, 24], ipv6: [12, 48]}}\n"
+        ),
+        1,
+    )
+}
+
+/// The control socket `route-server reload` talks to, next to the fabric file.
+pub fn control_socket(fabric: &Path) -> std::path::PathBuf {
+    fabric.with_file_name("control.sock")
+}
+
 /// Command line of the route server; logs only warnings so that logging is not measured.
 pub fn arguments(binary: &Path, fabric: &Path) -> Vec<String> {
     vec![
@@ -73,6 +90,8 @@ pub fn arguments(binary: &Path, fabric: &Path) -> Vec<String> {
         fabric.display().to_string(),
         "--log".to_owned(),
         "warn".to_owned(),
+        "--control-socket".to_owned(),
+        control_socket(fabric).display().to_string(),
     ]
 }
 
@@ -89,6 +108,14 @@ mod tests {
             .decode(&first)
             .expect("base64");
         assert_eq!(decoded.len(), 32);
+    }
+
+    #[test]
+    fn the_reload_change_adds_a_prefix_length_policy_that_still_checks() {
+        let text = with_min_ipv4_length(&fabric(&Scenario::small(), 90), 20);
+        assert!(text.contains(
+            "  reject_private_asns: false\n  prefix_length: {ipv4: [20, 24], ipv6: [12, 48]}\n"
+        ));
     }
 
     #[test]
