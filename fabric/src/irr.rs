@@ -205,6 +205,24 @@ impl FamilyTable {
         false
     }
 
+    /// Whether a route of `length` with address `bits` lies inside an entry's prefix, whatever
+    /// the entry's length range.
+    fn within(&self, bits: u128, length: u8, width: u8) -> bool {
+        self.groups
+            .iter()
+            .take_while(|group| group.length <= length)
+            .any(|group| {
+                let network = mask(bits, group.length, width);
+                let start = group
+                    .entries
+                    .partition_point(|(entry, _, _)| *entry < network);
+                group
+                    .entries
+                    .get(start)
+                    .is_some_and(|(entry, _, _)| *entry == network)
+            })
+    }
+
     fn len(&self) -> usize {
         self.groups.iter().map(|group| group.entries.len()).sum()
     }
@@ -269,6 +287,20 @@ impl PrefixSet {
             IpNet::V6(net) => self
                 .ipv6
                 .covers(u128::from(net.network()), net.prefix_len(), 128),
+        }
+    }
+
+    /// Whether `route` lies inside (or is) an entry's prefix, whatever the entry's length
+    /// range: the member's own space, for BLACKHOLE routes down to /32 and /128 (RFC 7999).
+    pub fn contains_within(&self, route: &IpNet) -> bool {
+        match route {
+            IpNet::V4(net) => {
+                self.ipv4
+                    .within(u128::from(u32::from(net.network())), net.prefix_len(), 32)
+            }
+            IpNet::V6(net) => self
+                .ipv6
+                .within(u128::from(net.network()), net.prefix_len(), 128),
         }
     }
 
@@ -371,6 +403,19 @@ mod tests {
 
     fn range(text: &str) -> PrefixRange {
         text.parse().expect("test range is valid")
+    }
+
+    #[test]
+    fn contains_within_ignores_the_length_range() {
+        let set = PrefixSet::new([range("198.18.16.0/20 le 24"), range("fd00:1::/32")]);
+        assert!(set.contains_within(&net("198.18.17.1/32")));
+        assert!(set.contains_within(&net("198.18.16.0/20")));
+        assert!(!set.covers(&net("198.18.17.1/32")));
+        assert!(!set.contains_within(&net("198.18.32.1/32")));
+        assert!(!set.contains_within(&net("198.18.0.0/16")));
+        assert!(set.contains_within(&net("fd00:1:2::1/128")));
+        assert!(!set.contains_within(&net("fd00:2::1/128")));
+        assert!(!PrefixSet::default().contains_within(&net("198.18.17.1/32")));
     }
 
     #[test]

@@ -145,6 +145,58 @@ pub struct Policy {
     /// RPKI origin validation and ASPA verification (`policy.rpki`); `None`: not configured,
     /// no RPKI step in the pipeline.
     pub rpki: Option<RpkiPolicy>,
+    /// BLACKHOLE (RFC 7999) handling (`policy.blackhole`).
+    pub blackhole: BlackholePolicy,
+    /// What the route server demands of a member's BGP Role capability (RFC 9234,
+    /// `policy.bgp_role`).
+    pub bgp_role: BgpRolePolicy,
+}
+
+/// The well-known BLACKHOLE community 65535:666 (RFC 7999 section 5).
+pub const BLACKHOLE: u32 = 0xffff_029a;
+
+/// What the route server does with BLACKHOLE routes from members that opted in
+/// (`members[N].blackhole: true`): it accepts them for the member's own space down to /32
+/// and /128, adds NO_EXPORT and, when set here, rewrites the next hop to a LAN address that
+/// members' routers send to a discard route.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct BlackholePolicy {
+    /// Next hop of IPv4 BLACKHOLE routes as exported (inside `lan.ipv4`); `None`: unchanged.
+    pub next_hop_ipv4: Option<Ipv4Addr>,
+    /// Next hop of IPv6 BLACKHOLE routes as exported (inside `lan.ipv6`); `None`: unchanged.
+    pub next_hop_ipv6: Option<Ipv6Addr>,
+}
+
+impl BlackholePolicy {
+    /// The rewritten next hop for a route to `prefix`, if one is configured for its family.
+    pub fn next_hop_for(&self, prefix: &IpNet) -> Option<IpAddr> {
+        match prefix {
+            IpNet::V4(_) => self.next_hop_ipv4.map(IpAddr::V4),
+            IpNet::V6(_) => self.next_hop_ipv6.map(IpAddr::V6),
+        }
+    }
+}
+
+/// How strictly the route server checks the BGP Role a member announces (RFC 9234 section
+/// 4.2). The route server always announces the role "RS"; a member announcing "RS-client"
+/// matches, any other role is a Role Mismatch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum BgpRolePolicy {
+    /// A member without the capability is accepted (`lenient`, the default).
+    #[default]
+    Lenient,
+    /// A member must announce the role RS-client (`strict`: RFC 9234's "strict mode").
+    Strict,
+}
+
+impl BgpRolePolicy {
+    /// The name used in the fabric file.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Self::Lenient => "lenient",
+            Self::Strict => "strict",
+        }
+    }
 }
 
 /// Default minutes a session stays down after exceeding its max-prefix limit with `restart`.
@@ -188,6 +240,8 @@ impl Default for Policy {
             reject_private_asns: true,
             max_prefix_action: MaxPrefixAction::default(),
             rpki: None,
+            blackhole: BlackholePolicy::default(),
+            bgp_role: BgpRolePolicy::default(),
         }
     }
 }

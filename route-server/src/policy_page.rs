@@ -463,6 +463,29 @@ fn describe(filter: Filter, context: &Context<'_>) -> (&'static str, Vec<Block>)
                 ])],
             )
         }
+        Filter::Blackhole => (
+            "BLACKHOLE routes",
+            vec![paragraph(vec![
+                text(
+                    "A route with the BLACKHOLE community 65535:666 (RFC 7999) is accepted only from a member that opted in (",
+                ),
+                code("members[N].blackhole: true"),
+                text(
+                    ") and only inside its IRR prefixes, at any length down to /32 and /128; it skips the longest-length check above, nothing else. It is exported with NO_EXPORT added",
+                ),
+                text(
+                    match (
+                        policy.blackhole.next_hop_ipv4,
+                        policy.blackhole.next_hop_ipv6,
+                    ) {
+                        (None, None) => " and its next hop unchanged.",
+                        _ => {
+                            " and its next hop set to the exchange's blackhole address (policy.blackhole)."
+                        }
+                    },
+                ),
+            ])],
+        ),
         Filter::Irr => (
             "IRR prefixes and origins",
             vec![paragraph(vec![

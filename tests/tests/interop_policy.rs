@@ -294,3 +294,132 @@ fn routes_outside_a_bird_members_irr_data_never_reach_the_others_and_say_why() {
         );
     }
 }
+
+/// BLACKHOLE (RFC 7999), 65535:666.
+const BLACKHOLE: (u16, u16) = (65535, 666);
+/// NO_EXPORT (RFC 1997), 65535:65281.
+const NO_EXPORT: (u16, u16) = (65535, 65281);
+
+#[test]
+fn blackhole_routes_reach_the_others_only_from_members_that_opted_in() {
+    let golf_block = prefix("198.18.200.0/24");
+    let golf_host = prefix("198.18.200.7/32");
+    let golf_host6 = prefix("fd00:200::7/128");
+    let hotel_host = prefix("198.18.210.9/32");
+    let blackhole = |network: IpNet| Announcement {
+        communities: vec![BLACKHOLE],
+        ..Announcement::new(network)
+    };
+    let member = |name: &str, asn: u32, host: u8, announcements: Vec<Announcement>| MemberSpec {
+        name: name.to_owned(),
+        asn,
+        host,
+        kind: MemberKind::Bird,
+        announcements,
+    };
+    let members = vec![
+        member(
+            "golf",
+            64507,
+            17,
+            vec![
+                Announcement::new(golf_block),
+                blackhole(golf_host),
+                blackhole(golf_host6),
+            ],
+        ),
+        member(
+            "hotel",
+            64508,
+            18,
+            vec![
+                Announcement::new(prefix("198.18.210.0/24")),
+                blackhole(hotel_host),
+            ],
+        ),
+        member(
+            "india",
+            64509,
+            19,
+            vec![Announcement::new(prefix("198.18.220.0/24"))],
+        ),
+    ];
+    let extras = FabricExtras::default()
+        .policy("  blackhole: {next_hop_ipv4: 198.18.0.66, next_hop_ipv6: \"fd00:198:18::66\"}")
+        .member(
+            "golf",
+            "    blackhole: true\n    irr:\n      prefixes: [\"198.18.200.0/22 le 24\", \
+             \"fd00:200::/32 le 48\"]\n",
+        )
+        .member("hotel", "    irr:\n      prefixes: [\"198.18.210.0/24\"]\n");
+    let exchange =
+        Exchange::start_with("policy-blackhole", RouteServerKind::Ours, members, &extras)
+            .unwrap_or_else(|error| panic!("cannot start the exchange: {error}"));
+    exchange.wait_established();
+
+    // India's BIRD holds golf's blackhole routes with NO_EXPORT added and the exchange's
+    // blackhole next hop, and golf's ordinary route unchanged.
+    exchange.wait_for(
+        Duration::from_secs(15),
+        "india to hold golf's blackhole routes",
+        |exchange| {
+            exchange.member("india").routes().is_ok_and(|routes| {
+                [golf_host, golf_host6, golf_block]
+                    .iter()
+                    .all(|wanted| routes.iter().any(|route| route.prefix == *wanted))
+            })
+        },
+    );
+    let routes = exchange.member("india").routes().expect("routes");
+    let find = |network: IpNet| {
+        routes
+            .iter()
+            .find(|route| route.prefix == network)
+            .unwrap_or_else(|| panic!("india lacks {network}: {routes:?}"))
+    };
+    for (network, next_hop) in [(golf_host, "198.18.0.66"), (golf_host6, "fd00:198:18::66")] {
+        let route = find(network);
+        assert!(route.communities.contains(&BLACKHOLE), "{route:?}");
+        assert!(route.communities.contains(&NO_EXPORT), "{route:?}");
+        assert_eq!(route.next_hop.to_string(), next_hop, "{route:?}");
+        assert_eq!(route.as_path, [64507], "{route:?}");
+    }
+    let ordinary = find(golf_block);
+    assert_eq!(ordinary.next_hop.to_string(), "198.18.0.17", "{ordinary:?}");
+    assert!(ordinary.communities.is_empty(), "{ordinary:?}");
+
+    // Hotel did not opt in: its blackhole route reaches no one and says why.
+    let filtered = filtered_routes(&exchange, "hotel.ipv4", 1);
+    let refused = filtered
+        .iter()
+        .find(|route| route["network"] == hotel_host.to_string())
+        .unwrap_or_else(|| panic!("{hotel_host} is not listed as filtered: {filtered:#?}"));
+    assert_eq!(
+        refused["filtered"]["label"], "blackhole_not_allowed",
+        "{refused:#}"
+    );
+    let shown = cli_filtered(&exchange, "hotel");
+    assert!(
+        shown
+            .lines()
+            .any(|line| line.contains(&hotel_host.to_string()) && line.contains("not opted in")),
+        "{shown}"
+    );
+    for name in ["golf", "india"] {
+        let routes = exchange.member(name).routes().expect("routes");
+        assert!(
+            routes.iter().all(|route| route.prefix != hotel_host),
+            "{name} received hotel's blackhole route: {routes:?}"
+        );
+    }
+    let series = "route_server_routes_filtered{member=\"hotel\",family=\"ipv4\",reason=\"blackhole_not_allowed\"} 1";
+    exchange.wait_for(
+        Duration::from_secs(5),
+        "the blackhole_not_allowed gauge",
+        |exchange| {
+            exchange
+                .route_server_metrics()
+                .is_ok_and(|metrics| metrics.contains(series))
+        },
+    );
+}

@@ -119,6 +119,16 @@ pub(crate) struct RawPolicy {
     pub max_prefix_action: Field,
     pub max_prefix_restart_after: Field,
     pub rpki: Option<Spanned<super::convert::RawRpki>>,
+    pub blackhole: Option<Spanned<RawBlackhole>>,
+    pub bgp_role: Field,
+}
+
+/// `policy.blackhole:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBlackhole {
+    pub next_hop_ipv4: Field,
+    pub next_hop_ipv6: Field,
 }
 
 /// `policy.prefix_length:`, each family a `[min, max]` list.

@@ -170,6 +170,7 @@ impl RibTask {
         }
         let mut rib = Rib::new();
         rib.set_route_server_asn(route_server_asn);
+        rib.set_blackhole(fabric.policy.blackhole);
         RibTask {
             rib,
             neighbors,
@@ -264,6 +265,7 @@ impl RibTask {
                     neighbor.rpki = self.rpki.clone();
                 }
                 self.fabric = fabric;
+                self.rib.set_blackhole(self.fabric.policy.blackhole);
                 for reset in &self.resets {
                     let _ = reset.send(Reset::Release);
                 }
@@ -508,6 +510,7 @@ fn policy_neighbors(fabric: &Fabric, neighbors: &[NeighborConfig]) -> Vec<Neighb
                     same_asn_addresses: vec![neighbor.address],
                     irr: None,
                     rpki: None,
+                    blackhole: false,
                 },
                 |member| Neighbor::new(member, &fabric.members),
             )

@@ -19,7 +19,10 @@ pub fn irr(prefix: &Prefix, attributes: &Attributes, neighbor: &Neighbor) -> Res
     let Some(data) = &neighbor.irr else {
         return Ok(());
     };
+    // A BLACKHOLE route passed `blackhole::blackhole`, which checks it lies inside these
+    // prefixes at any length.
     if let Some(prefixes) = &data.prefixes
+        && !super::blackhole::is_blackhole(attributes)
         && !prefixes.covers(prefix)
     {
         return Err(Reason::NotInIrrPrefixes {

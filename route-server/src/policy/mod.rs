@@ -15,7 +15,9 @@
 //! 5. [`filters::transit_free_asns`]: no transit-free ASN behind the member.
 //! 6. [`filters::never_via_route_servers`]: no "never via route servers" ASN.
 //! 7. [`filters::bogon_prefix`]: not a bogon, the default route or inside the LAN.
-//! 8. [`filters::prefix_length`]: within the family's length range.
+//! 8. [`filters::prefix_length`]: within the family's length range; a BLACKHOLE route may be
+//!    as long as /32 or /128. Then `blackhole::blackhole`: a BLACKHOLE route comes from a
+//!    member that opted in, inside its IRR prefixes.
 //! 9. `irr::irr`: the prefix is in the member's IRR prefixes (within each entry's length
 //!    range) and the origin among its IRR origin ASNs; a member without IRR data, or without
 //!    one of the two lists, is not checked against it. Then RPKI origin validation.
@@ -24,6 +26,7 @@
 //! Max-prefix is not a per-route filter: it counts a session's accepted routes and acts on
 //! the session, so it lives with the session, not here.
 
+mod blackhole;
 pub mod filters;
 mod irr;
 mod pipeline;
@@ -35,8 +38,9 @@ use std::sync::Arc;
 use vixp_bgp::{Attributes, Prefix};
 use vixp_fabric::{Asn, Lan, Member, Policy};
 
+pub use blackhole::is_blackhole;
 pub use pipeline::Filter;
-pub use reason::{BogonAsnKind, BogonSource, EURO_IX_FILTERED, Reason};
+pub use reason::{BlackholeRefusal, BogonAsnKind, BogonSource, EURO_IX_FILTERED, Reason};
 
 /// The outcome of the import policy for one route.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -75,11 +79,13 @@ pub struct Neighbor {
     /// LAN addresses of every member with this ASN, the member's own included (the next
     /// hops `same_asn` accepts).
     pub same_asn_addresses: Vec<IpAddr>,
-    /// The member's IRR data (`None`: no IRR filtering for this member).
-    pub irr: Option<Arc<vixp_fabric::IrrData>>,
     /// The RPKI payload in force (`None`: none loaded yet, or RPKI not configured); the
     /// RIB task swaps it in when the payload changes.
     pub rpki: Option<Arc<crate::rpki::VrpSet>>,
+    /// The member's IRR data (`None`: no IRR filtering for this member).
+    pub irr: Option<Arc<vixp_fabric::IrrData>>,
+    /// Whether the member opted in to BLACKHOLE routes (`members[N].blackhole`).
+    pub blackhole: bool,
 }
 
 impl Neighbor {
@@ -95,8 +101,9 @@ impl Neighbor {
                 .filter(|other| other.asn == member.asn)
                 .flat_map(Member::lan_addresses)
                 .collect(),
-            irr: member.irr.as_ref().and_then(|irr| irr.data.clone()),
             rpki: None,
+            irr: member.irr.as_ref().and_then(|irr| irr.data.clone()),
+            blackhole: member.blackhole,
         }
     }
 
@@ -185,8 +192,9 @@ pub(crate) mod tests {
             asn: Asn(64501),
             same_asn_addresses: addresses.clone(),
             addresses,
-            irr: None,
             rpki: None,
+            irr: None,
+            blackhole: false,
         }
     }
 

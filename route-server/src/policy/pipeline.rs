@@ -29,8 +29,11 @@ pub enum Filter {
     NeverViaRouteServers,
     /// [`filters::bogon_prefix`].
     BogonPrefix,
-    /// [`filters::prefix_length`].
+    /// [`filters::prefix_length`] (`blackhole::prefix_length`: BLACKHOLE routes may be longer).
     PrefixLength,
+    /// `blackhole::blackhole`: BLACKHOLE routes only from members that opted in, for their
+    /// own space.
+    Blackhole,
     /// [`super::irr::irr`].
     Irr,
     /// [`crate::rpki::filter`]: origin validation and ASPA (needs `policy.rpki`).
@@ -42,7 +45,7 @@ pub enum Filter {
 impl Filter {
     /// The filters in the order `policy::import` runs them: the first that refuses a route
     /// gives its reason (issue 5, item 1).
-    pub const ORDER: [Filter; 11] = [
+    pub const ORDER: [Filter; 12] = [
         Filter::NextHop,
         Filter::FirstAsn,
         Filter::AsPathLength,
@@ -51,6 +54,7 @@ impl Filter {
         Filter::NeverViaRouteServers,
         Filter::BogonPrefix,
         Filter::PrefixLength,
+        Filter::Blackhole,
         Filter::Irr,
         Filter::Rpki,
         Filter::Communities,
@@ -73,7 +77,8 @@ impl Filter {
             Filter::TransitFreeAsns => filters::transit_free_asns(attributes, neighbor, policy),
             Filter::NeverViaRouteServers => filters::never_via_route_servers(attributes, policy),
             Filter::BogonPrefix => filters::bogon_prefix(prefix, policy, lan),
-            Filter::PrefixLength => filters::prefix_length(prefix, policy),
+            Filter::PrefixLength => super::blackhole::prefix_length(prefix, attributes, policy),
+            Filter::Blackhole => super::blackhole::blackhole(prefix, attributes, neighbor),
             Filter::Irr => super::irr::irr(prefix, attributes, neighbor),
             Filter::Rpki => match &policy.rpki {
                 Some(rpki) => crate::rpki::filter(prefix, attributes, neighbor.rpki.as_ref(), rpki),
@@ -94,6 +99,7 @@ impl Filter {
             Filter::NeverViaRouteServers => "never_via_route_servers",
             Filter::BogonPrefix => "bogon_prefix",
             Filter::PrefixLength => "prefix_length",
+            Filter::Blackhole => "blackhole",
             Filter::Irr => "irr",
             Filter::Rpki => "rpki",
             Filter::Communities => "communities",
@@ -150,6 +156,10 @@ impl Filter {
                     min: policy.prefix_length.ipv4.min,
                 },
             ],
+            Filter::Blackhole => vec![Reason::BlackholeNotAllowed {
+                member: member.clone(),
+                refusal: super::reason::BlackholeRefusal::NotOptedIn,
+            }],
             Filter::Irr => vec![
                 Reason::NotInIrrPrefixes {
                     prefix: default_route,

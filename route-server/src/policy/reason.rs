@@ -94,6 +94,14 @@ pub enum Reason {
         /// The shortest length accepted.
         min: u8,
     },
+    /// A BLACKHOLE route (RFC 7999) the member may not send: it has not opted in
+    /// (`members[N].blackhole`), or it has no IRR prefix data saying what its own space is.
+    BlackholeNotAllowed {
+        /// The member that sent it.
+        member: Arc<str>,
+        /// Which condition failed.
+        refusal: BlackholeRefusal,
+    },
     /// The prefix is not covered by the member's IRR prefix list (`irr.prefixes_file` or
     /// `irr.prefixes`).
     NotInIrrPrefixes {
@@ -135,6 +143,15 @@ pub enum Reason {
         /// The AS the route went to next.
         next: u32,
     },
+}
+
+/// Why a member may not send a BLACKHOLE route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BlackholeRefusal {
+    /// The member has not opted in (`blackhole: true` in its fabric entry).
+    NotOptedIn,
+    /// The member opted in but has no IRR prefix data, so its own space is unknown.
+    NoIrrPrefixes,
 }
 
 /// Why an ASN may not appear in an AS_PATH learnt from a member.
@@ -180,7 +197,7 @@ pub enum BogonSource {
 
 impl Reason {
     /// Every label [`Reason::label`] can return, for registering metrics up front.
-    pub const LABELS: [&'static str; 15] = [
+    pub const LABELS: [&'static str; 16] = [
         "next_hop_not_peer",
         "first_as_not_peer",
         "as_path_empty",
@@ -191,6 +208,7 @@ impl Reason {
         "bogon_prefix",
         "prefix_too_long",
         "prefix_too_short",
+        "blackhole_not_allowed",
         "not_in_irr_prefixes",
         "origin_not_in_irr",
         "rpki_invalid",
@@ -216,6 +234,8 @@ impl Reason {
             Self::NotInIrrPrefixes { .. } => 9,
             Self::OriginNotInIrr { .. } => 10,
             Self::TooManyCommunities { .. } => 15,
+            // IXP Manager and arouteserver have no BLACKHOLE code: the next free one.
+            Self::BlackholeNotAllowed { .. } => 17,
             Self::RpkiInvalid { .. } => 13,
             // IXP Manager and arouteserver have no ASPA code yet: the next free one.
             Self::AspaInvalid { .. } => 16,
@@ -235,6 +255,7 @@ impl Reason {
             Self::BogonPrefix { .. } => "bogon_prefix",
             Self::PrefixTooLong { .. } => "prefix_too_long",
             Self::PrefixTooShort { .. } => "prefix_too_short",
+            Self::BlackholeNotAllowed { .. } => "blackhole_not_allowed",
             Self::NotInIrrPrefixes { .. } => "not_in_irr_prefixes",
             Self::OriginNotInIrr { .. } => "origin_not_in_irr",
             Self::TooManyCommunities { .. } => "too_many_communities",
@@ -351,6 +372,22 @@ impl fmt::Display for Reason {
                 "/{length} is shorter than the shortest {} prefix accepted, /{min}",
                 family_word(*family)
             ),
+            Self::BlackholeNotAllowed {
+                member,
+                refusal: BlackholeRefusal::NotOptedIn,
+            } => write!(
+                f,
+                "BLACKHOLE (65535:666) route, but {member} has not opted in to blackholing \
+                 (blackhole: true in its fabric entry)"
+            ),
+            Self::BlackholeNotAllowed {
+                member,
+                refusal: BlackholeRefusal::NoIrrPrefixes,
+            } => write!(
+                f,
+                "BLACKHOLE (65535:666) route, but {member} has no IRR prefix data, so its own \
+                 space is unknown"
+            ),
             Self::NotInIrrPrefixes { prefix, member } => write!(
                 f,
                 "{prefix} is not in {member}'s IRR prefixes (AS-SET or prefix list)"
@@ -445,6 +482,10 @@ mod tests {
                 length: 8,
                 min: 12,
             },
+            Reason::BlackholeNotAllowed {
+                member: Arc::from("alpha"),
+                refusal: BlackholeRefusal::NotOptedIn,
+            },
             Reason::NotInIrrPrefixes {
                 prefix: "198.18.99.0/24".parse().expect("valid"),
                 member: Arc::from("alpha"),
@@ -492,6 +533,7 @@ mod tests {
                 ("bogon_prefix", 3),
                 ("prefix_too_long", 1),
                 ("prefix_too_short", 2),
+                ("blackhole_not_allowed", 17),
                 ("not_in_irr_prefixes", 9),
                 ("origin_not_in_irr", 10),
                 ("rpki_invalid", 13),

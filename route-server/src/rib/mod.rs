@@ -18,6 +18,7 @@ pub(crate) mod actions;
 pub(crate) mod best;
 mod intern;
 mod log;
+mod well_known;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -32,6 +33,7 @@ use crate::policy::{Reason, Verdict};
 pub use best::{Source, compare};
 pub use intern::Interner;
 pub use log::{Change, ChangeLog};
+pub use well_known::WellKnown;
 
 /// How far (in log entries) a client may fall behind before its session is reset: a client that
 /// stops reading must not pin the shared log for ever. The limit grows with the table.
@@ -243,6 +245,8 @@ pub struct Rib {
     rejected: HashMap<(PeerId, Prefix), (Arc<Attributes>, Reason), FxBuildHasher>,
     /// The route server's ASN, the global part of action communities (0: not interpreted).
     route_server_asn: u32,
+    /// Well-known behaviour on export (BLACKHOLE).
+    well_known: WellKnown,
 }
 
 impl Rib {
@@ -254,6 +258,12 @@ impl Rib {
     /// Interprets Euro-IX action communities addressed to the route server `asn`.
     pub fn set_route_server_asn(&mut self, asn: u32) {
         self.route_server_asn = asn;
+    }
+
+    /// Sets the exchange's BLACKHOLE next hops (`policy.blackhole`), used from the next export
+    /// on.
+    pub fn set_blackhole(&mut self, blackhole: vixp_fabric::BlackholePolicy) {
+        self.well_known.blackhole = blackhole;
     }
 
     /// An empty RIB that resets clients more than `limit` log entries behind.
@@ -585,6 +595,7 @@ impl Rib {
                 None => export.withdraw.push(prefix),
             }
         }
+        self.well_known.apply(&mut export, interner);
         self.trim();
         (!export.is_empty()).then_some(export)
     }

@@ -359,7 +359,7 @@ impl Converter<'_> {
             None => Some(Vec::new()),
         };
         let policy = match &raw.policy {
-            Some(policy) => self.policy(policy),
+            Some(policy) => self.policy(policy, lan),
             None => Some(Policy::default()),
         };
         let (

@@ -1,16 +1,17 @@
 //! Conversion of the `policy:` block: the route server's import policy, every field optional
 //! with the IXP defaults of [`Policy::default`]. Must not look at members or route servers.
 
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde_saphyr::Spanned;
 
 use super::{Converter, line_of};
 use crate::error::ProblemKind;
 use crate::model::Asn;
-use crate::parse::raw::{RawBogons, RawPolicy, RawPrefixLength, Scalar, ScalarList};
+use crate::parse::raw::{RawBlackhole, RawBogons, RawPolicy, RawPrefixLength, Scalar, ScalarList};
 use crate::parse::values;
 use crate::policy::{
-    BogonPrefixes, DEFAULT_MAX_PREFIX_RESTART_MINUTES, MaxPrefixAction, NextHopPolicy, Policy,
-    PrefixLengthRange, PrefixLengths,
+    BgpRolePolicy, BlackholePolicy, BogonPrefixes, DEFAULT_MAX_PREFIX_RESTART_MINUTES,
+    MaxPrefixAction, NextHopPolicy, Policy, PrefixLengthRange, PrefixLengths,
 };
 
 /// Longest `max_as_path_length` accepted.
@@ -19,8 +20,13 @@ const MAX_AS_PATH_LENGTH_LIMIT: i128 = 255;
 const MAX_COMMUNITIES_LIMIT: i128 = 65_535;
 
 impl Converter<'_> {
-    /// `policy:`; `None` when anything in it is wrong (and reported).
-    pub(super) fn policy(&mut self, raw: &Spanned<RawPolicy>) -> Option<Policy> {
+    /// `policy:`; `None` when anything in it is wrong (and reported). `lan` is the peering
+    /// LAN, where blackhole next hops must lie (`None` parts were refused already).
+    pub(super) fn policy(
+        &mut self,
+        raw: &Spanned<RawPolicy>,
+        lan: (Option<Ipv4Net>, Option<Ipv6Net>),
+    ) -> Option<Policy> {
         let problems_before = self.problems.len();
         let raw = &raw.value;
         let defaults = Policy::default();
@@ -116,6 +122,13 @@ impl Converter<'_> {
             });
 
         let rpki = raw.rpki.as_ref().map(|rpki| self.rpki(rpki));
+        let blackhole = match &raw.blackhole {
+            Some(block) => self.blackhole(&block.value, lan),
+            None => BlackholePolicy::default(),
+        };
+        let bgp_role = self
+            .optional(&raw.bgp_role, "policy.bgp_role", bgp_role_policy)
+            .unwrap_or_default();
 
         if self.problems.len() > problems_before {
             return None;
@@ -132,7 +145,30 @@ impl Converter<'_> {
             reject_private_asns,
             max_prefix_action,
             rpki,
+            blackhole,
+            bgp_role,
         })
+    }
+
+    /// `policy.blackhole:`: optional next hops, each inside its LAN prefix and not its
+    /// network, broadcast or Subnet-Router anycast address.
+    fn blackhole(
+        &mut self,
+        raw: &RawBlackhole,
+        lan: (Option<Ipv4Net>, Option<Ipv6Net>),
+    ) -> BlackholePolicy {
+        BlackholePolicy {
+            next_hop_ipv4: self.lan_ipv4(
+                &raw.next_hop_ipv4,
+                "policy.blackhole.next_hop_ipv4",
+                lan.0,
+            ),
+            next_hop_ipv6: self.lan_ipv6(
+                &raw.next_hop_ipv6,
+                "policy.blackhole.next_hop_ipv6",
+                lan.1,
+            ),
+        }
     }
 
     /// A list of scalars read one by one; `None` when absent or when any item is wrong.
@@ -260,6 +296,18 @@ impl Converter<'_> {
     }
 }
 
+/// `policy.bgp_role`: `lenient` or `strict`.
+fn bgp_role_policy(scalar: &Scalar) -> Result<BgpRolePolicy, ProblemKind> {
+    match scalar {
+        Scalar::Text(word) if word == "lenient" => Ok(BgpRolePolicy::Lenient),
+        Scalar::Text(word) if word == "strict" => Ok(BgpRolePolicy::Strict),
+        other => Err(ProblemKind::WrongType {
+            expected: "lenient or strict",
+            found: other.to_string(),
+        }),
+    }
+}
+
 /// `policy.next_hop`: `own_address` or `same_asn`.
 fn max_prefix_action(scalar: &Scalar, minutes: u32) -> Result<MaxPrefixAction, ProblemKind> {
     match scalar {
@@ -289,7 +337,8 @@ mod tests {
     use std::path::Path;
 
     use crate::{
-        Asn, BogonPrefixes, Fabric, MaxPrefixAction, NextHopPolicy, Policy, PrefixLengthRange,
+        Asn, BgpRolePolicy, BlackholePolicy, BogonPrefixes, Fabric, MaxPrefixAction, NextHopPolicy,
+        Policy, PrefixLengthRange,
     };
 
     const KEY_RS: &str = "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=";
@@ -432,6 +481,60 @@ mod tests {
                  next_hop, prefix_length,"
             ),
             "{messages:?}"
+        );
+    }
+
+    #[test]
+    fn blackhole_next_hops_are_lan_addresses() {
+        assert_eq!(
+            policy(
+                "policy:\n  blackhole: {next_hop_ipv4: 198.18.0.66, next_hop_ipv6: \"fd00::66\"}\n"
+            )
+            .blackhole,
+            BlackholePolicy {
+                next_hop_ipv4: Some("198.18.0.66".parse().expect("valid")),
+                next_hop_ipv6: Some("fd00::66".parse().expect("valid")),
+            }
+        );
+        assert_eq!(
+            policy("policy:\n  blackhole: {}\n").blackhole,
+            BlackholePolicy::default()
+        );
+        let messages = parse(
+            "policy:\n  blackhole:\n    next_hop_ipv4: 192.0.2.66\n    next_hop_ipv6: \"fd00::\"\n",
+        )
+        .expect_err("outside the LAN");
+        assert_eq!(
+            messages,
+            [
+                "f.yaml:14: policy.blackhole.next_hop_ipv4: 192.0.2.66 is outside the LAN \
+                 198.18.0.0/24; use an address inside lan.ipv4",
+                "f.yaml:15: policy.blackhole.next_hop_ipv6: fd00:: is the subnet-router anycast \
+                 address (RFC 4291 section 2.6.1) of the LAN fd00::/64; use a host address \
+                 inside the LAN",
+            ]
+        );
+        let messages =
+            parse("policy:\n  blackhole:\n    next_hop: 198.18.0.66\n").expect_err("unknown field");
+        assert!(
+            messages[0].contains(
+                "policy.blackhole.next_hop: unknown field; valid fields: \
+                                  next_hop_ipv4, next_hop_ipv6"
+            ),
+            "{messages:?}"
+        );
+    }
+
+    #[test]
+    fn bgp_role_is_lenient_or_strict() {
+        assert_eq!(policy("").bgp_role, BgpRolePolicy::Lenient);
+        assert_eq!(
+            policy("policy:\n  bgp_role: strict\n").bgp_role,
+            BgpRolePolicy::Strict
+        );
+        assert_eq!(
+            parse("policy:\n  bgp_role: rs_client\n").expect_err("invalid"),
+            ["f.yaml:13: policy.bgp_role: expected lenient or strict, found \"rs_client\""]
         );
     }
 
