@@ -78,9 +78,10 @@ impl Openbgpd {
         })
     }
 
-    /// Every path in the Adj-RIB-In after filtering, from `bgpctl -j show rib in`.
+    /// Every path the import filters accepted, from `bgpctl -j show rib` (`show rib in` would
+    /// be the unfiltered Adj-RIB-In).
     pub fn routes(&self) -> Result<Vec<Route>, Error> {
-        parse_rib(&self.bgpctl(&["show", "rib", "in"])?)
+        parse_rib(&self.bgpctl(&["show", "rib"])?)
     }
 }
 

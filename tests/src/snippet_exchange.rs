@@ -15,7 +15,7 @@ use std::{
 use ipnet::IpNet;
 
 use crate::{
-    bird::{HOLD_TIME, parse_protocols, parse_routes},
+    bird::{Bird, BirdConfig, BirdProtocol, HOLD_TIME, parse_protocols, parse_routes},
     command,
     daemon::{Daemon, TAIL_LINES},
     error::Error,
@@ -23,7 +23,7 @@ use crate::{
     frr::Frr,
     netns::{Host, Lan},
     openbgpd::Openbgpd,
-    route::Route,
+    route::{Announcement, Route},
     temp::TempDir,
     wait::try_wait_until,
     workspace::binary_path,
@@ -117,10 +117,12 @@ pub struct MemberSite {
     host: Host,
 }
 
-/// A route server's namespace and process (while running).
+/// A route server's namespace and process (while running): our route server, or BIRD posing
+/// as it.
 #[derive(Debug)]
 pub struct RouteServerSite {
     daemon: Option<Daemon>,
+    impostor: Option<Bird>,
     name: String,
     number: u8,
     host: Host,
@@ -148,9 +150,14 @@ impl RouteServerSite {
         ]
     }
 
-    /// Whether the process runs.
+    /// Whether our route server runs here.
     pub fn is_running(&self) -> bool {
         self.daemon.is_some()
+    }
+
+    /// The BIRD posing as this route server, if any.
+    pub fn impostor(&self) -> Option<&Bird> {
+        self.impostor.as_ref()
     }
 }
 
@@ -302,6 +309,27 @@ impl SnippetExchange {
         route_servers: u8,
         members: Vec<SnippetMember>,
     ) -> Result<Self, Error> {
+        Self::build(label, route_servers, members, None)
+    }
+
+    /// Like [`SnippetExchange::start`] with one route server in the fabric file, but at its
+    /// addresses runs BIRD with its ASN, a plain eBGP speaker that sends every member
+    /// `announcements` unfiltered (behind its own ASN): what a broken route server could send,
+    /// to test the members' own import filters.
+    pub fn start_with_impostor(
+        label: &str,
+        members: Vec<SnippetMember>,
+        announcements: Vec<Announcement>,
+    ) -> Result<Self, Error> {
+        Self::build(label, 1, members, Some(announcements))
+    }
+
+    fn build(
+        label: &str,
+        route_servers: u8,
+        members: Vec<SnippetMember>,
+        impostor: Option<Vec<Announcement>>,
+    ) -> Result<Self, Error> {
         let dir = TempDir::new(label)?;
         let mut lan = Lan::new()?;
         let fabric = dir.write("fabric.yaml", &fabric_yaml(route_servers, &members))?;
@@ -310,11 +338,23 @@ impl SnippetExchange {
             let host = lan.add_host(lan_ipv4(number), lan_ipv6(number))?;
             let mut site = RouteServerSite {
                 daemon: None,
+                impostor: None,
                 name: format!("rs{number}"),
                 number,
                 host,
             };
-            site.daemon = Some(spawn_route_server(&site, &fabric, dir.path())?);
+            match &impostor {
+                Some(announcements) => {
+                    let config = impostor_config(number, &members, announcements.clone());
+                    site.impostor = Some(Bird::start(
+                        &site.name,
+                        site.host.netns(),
+                        dir.path(),
+                        config,
+                    )?);
+                }
+                None => site.daemon = Some(spawn_route_server(&site, &fabric, dir.path())?),
+            }
             sites.push(site);
         }
         let mut running = Vec::new();
@@ -501,12 +541,54 @@ impl SnippetExchange {
         let daemons = self
             .route_servers
             .iter()
-            .filter_map(|rs| rs.daemon.as_ref())
+            .filter_map(|rs| {
+                rs.daemon
+                    .as_ref()
+                    .or(rs.impostor.as_ref().map(Bird::daemon_ref))
+            })
             .chain(self.members.iter().flat_map(MemberSite::daemons));
         for daemon in daemons {
             let _ = writeln!(text, "{}", daemon.log_tail(TAIL_LINES));
         }
         text
+    }
+}
+
+/// BIRD at route server `number`'s addresses with the route server's ASN: one plain eBGP
+/// session per member and family, exporting `announcements` to all of them.
+fn impostor_config(
+    number: u8,
+    members: &[SnippetMember],
+    announcements: Vec<Announcement>,
+) -> BirdConfig {
+    let mut protocols = Vec::new();
+    for member in members {
+        for (family, local, neighbor) in [
+            (
+                "4",
+                IpAddr::V4(lan_ipv4(number)),
+                IpAddr::V4(lan_ipv4(member.host)),
+            ),
+            (
+                "6",
+                IpAddr::V6(lan_ipv6(number)),
+                IpAddr::V6(lan_ipv6(member.host)),
+            ),
+        ] {
+            protocols.push(BirdProtocol {
+                name: format!("{}{family}", member.name),
+                local,
+                neighbor,
+                neighbor_asn: member.asn,
+                rs_client: false,
+            });
+        }
+    }
+    BirdConfig {
+        router_id: lan_ipv4(number),
+        asn: ROUTE_SERVER_ASN,
+        protocols,
+        announcements,
     }
 }
 

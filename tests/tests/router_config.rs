@@ -7,7 +7,11 @@
 
 use std::time::Duration;
 
-use vixp_tests::snippet_exchange::{RouterKind, SnippetExchange, SnippetMember};
+use vixp_tests::{
+    Announcement,
+    exchange::ROUTE_SERVER_ASN,
+    snippet_exchange::{RouterKind, SnippetExchange, SnippetMember},
+};
 
 /// Routes reach every member within a few keepalives once the sessions are up.
 const PROPAGATION: Duration = Duration::from_secs(20);
@@ -61,6 +65,104 @@ fn frr_and_openbgpd_snippets_establish_sessions_and_exchange_routes_with_a_bird_
                 origin.spec().name
             );
         }
+    }
+}
+
+/// What a broken route server sends in the impostor test: each refused by one rule of the
+/// snippets' import filters (the test fabric's policy: IPv4 8-24, IPv6 12-48, AS paths up to
+/// 32, the default bogons except 198.18.0.0/15 and fd00::/8), and two routes on the limits.
+fn impostor_announcements() -> (Vec<Announcement>, Vec<&'static str>) {
+    let announce = |prefix: &str| Announcement::new(prefix.parse().expect("test prefix"));
+    let long_path = |prefix: &str, length: usize| Announcement {
+        // The impostor prepends its own ASN: `length` ASNs in all.
+        foreign_path: vec![64510; length - 1],
+        ..announce(prefix)
+    };
+    let refused = vec![
+        announce("198.18.0.0/24"), // the peering LAN
+        announce("0.0.0.0/0"),     // default routes
+        announce("::/0"),
+        announce("198.18.141.0/25"), // longer than 24
+        announce("fd00:141::/49"),   // longer than 48
+        announce("198.0.0.0/7"),     // shorter than 8
+        announce("10.0.0.0/8"),      // bogons
+        announce("2001:db8::/32"),
+        long_path("198.18.142.0/24", 33),
+    ];
+    let accepted = vec![
+        announce("198.18.140.0/24"),
+        announce("fd00:140::/48"),
+        long_path("198.18.143.0/24", 32),
+    ];
+    let expected = vec!["198.18.140.0/24", "fd00:140::/48", "198.18.143.0/24"];
+    (refused.into_iter().chain(accepted).collect(), expected)
+}
+
+#[test]
+fn every_snippet_refuses_what_the_exchange_policy_refuses_even_from_a_broken_route_server() {
+    let (announcements, expected) = impostor_announcements();
+    let exchange = SnippetExchange::start_with_impostor(
+        "router-config-impostor",
+        members(),
+        announcements.clone(),
+    )
+    .expect("start exchange");
+    let rs1 = exchange.route_server("rs1");
+    exchange.wait_for(
+        Duration::from_secs(40),
+        "every member's sessions with the impostor Established",
+        |x| {
+            x.members()
+                .iter()
+                .all(|member| member.established_with(rs1))
+        },
+    );
+    // The impostor does send every route, refused ones included, to every member.
+    let impostor = rs1.impostor().expect("BIRD poses as rs1");
+    for member in exchange.members() {
+        for (suffix, ipv4) in [("4", true), ("6", false)] {
+            let protocol = format!("{}{suffix}", member.spec().name);
+            let exported = impostor
+                .birdc(&["show", "route", "export", &protocol])
+                .expect("birdc show route export");
+            for announcement in announcements
+                .iter()
+                .filter(|a| a.prefix.addr().is_ipv4() == ipv4)
+            {
+                assert!(
+                    exported.contains(&announcement.prefix.to_string()),
+                    "impostor does not send {} to {protocol}: {exported}",
+                    announcement.prefix
+                );
+            }
+        }
+    }
+    let holds_exactly_the_accepted = |member: &vixp_tests::snippet_exchange::MemberSite| {
+        member.routes().is_ok_and(|routes| {
+            let mut prefixes: Vec<String> = routes.iter().map(|r| r.prefix.to_string()).collect();
+            prefixes.sort();
+            let mut wanted: Vec<String> = expected.iter().map(|p| (*p).to_owned()).collect();
+            wanted.sort();
+            prefixes == wanted
+                && routes
+                    .iter()
+                    .all(|route| route.as_path.first() == Some(&ROUTE_SERVER_ASN))
+        })
+    };
+    exchange.wait_for(
+        PROPAGATION,
+        "each member holding exactly the routes its import filter accepts",
+        |x| x.members().iter().all(holds_exactly_the_accepted),
+    );
+    // Still exactly those once every refused route has had time to arrive.
+    std::thread::sleep(Duration::from_secs(2));
+    for member in exchange.members() {
+        assert!(
+            holds_exactly_the_accepted(member),
+            "{} holds {:#?}",
+            member.spec().name,
+            member.routes()
+        );
     }
 }
 
