@@ -1,6 +1,7 @@
-//! Helpers for vixp system tests: network namespaces, daemons (BIRD, GoBGP, our binaries) and
-//! the parsing of their command-line views. Owns test scaffolding only; must not send traffic
-//! anywhere but loopback or the namespaces it creates, and must not touch system-wide daemons.
+//! Helpers for vixp system tests: network namespaces, daemons (BIRD, GoBGP, FRR, OpenBGPD, our
+//! binaries) and the parsing of their command-line views. Owns test scaffolding only; must not
+//! send traffic anywhere but loopback or the namespaces it creates, and must not touch
+//! system-wide daemons.
 //!
 //! Run as root: `scripts/test -p vixp-tests`, or `cargo build -p route-server` followed by
 //! `cargo test -p vixp-tests` (the tests start `target/debug/route-server`). Every test builds
