@@ -845,3 +845,69 @@ fn a_marker_must_name_a_test_that_holds_the_commands_flags() {
         "{problems:?}"
     );
 }
+
+// --- links -------------------------------------------------------------------------------------
+
+/// The anchor GitHub gives a heading: lower case, punctuation other than `-` and `_` removed,
+/// spaces turned into `-`.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+#[test]
+fn every_link_of_the_guides_reaches_a_file_and_heading() {
+    let mut problems = Vec::new();
+    for (guide, _) in GUIDES {
+        let path = workspace_root().join(guide);
+        let text = fs::read_to_string(&path).expect("read the guide");
+        for (number, line) in text.lines().enumerate() {
+            for (at, _) in line.match_indices("](") {
+                let rest = &line[at + 2..];
+                let Some(end) = rest.find(')') else { continue };
+                let target = &rest[..end];
+                if target.starts_with("http") {
+                    continue;
+                }
+                let (file, fragment) = target.split_once('#').unwrap_or((target, ""));
+                let linked = if file.is_empty() {
+                    path.clone()
+                } else {
+                    path.parent().expect("docs/").join(file)
+                };
+                let Ok(linked_text) = fs::read_to_string(&linked) else {
+                    problems.push(format!("{guide}:{}: {target}: no such file", number + 1));
+                    continue;
+                };
+                let headings: Vec<String> = linked_text
+                    .lines()
+                    .filter_map(|line| line.strip_prefix('#'))
+                    .map(|heading| anchor(heading.trim_start_matches('#')))
+                    .collect();
+                if !fragment.is_empty() && !headings.iter().any(|heading| heading == fragment) {
+                    problems.push(format!("{guide}:{}: {target}: no such heading", number + 1));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn anchors_follow_github() {
+    assert_eq!(
+        anchor(" RPKI: origin validation and ASPA"),
+        "rpki-origin-validation-and-aspa"
+    );
+    assert_eq!(anchor(" `members[N].irr`"), "membersnirr");
+    assert_eq!(anchor(" `mss_clamp`"), "mss_clamp");
+    assert_eq!(
+        anchor(" 10. Deploy with ansible and systemd"),
+        "10-deploy-with-ansible-and-systemd"
+    );
+}
