@@ -66,6 +66,16 @@ const BUILTINS: [&str; 1] = ["cd"];
 /// | the target of `>` | a file of that name in the scratch directory (`<` reads the paths above) |
 const REWRITES: [(&str, &str); 1] = [("https://lg.example.net", "http://127.0.0.1:9179")];
 
+/// The guide whose filtered-route commands must show a refused route.
+const TROUBLESHOOT: &str = "docs/troubleshoot.md";
+
+/// Alpha's IPv6 customer network, which the live test's policy refuses before the
+/// troubleshooting guide runs (prefix lengths up to /47), so its filtered views are not empty.
+const REFUSED_ROUTE: &str = "fd00:131::/48";
+
+/// How long a policy reload may take to show a route as filtered.
+const RELOAD: Duration = Duration::from_secs(15);
+
 /// BGP sessions come up within a connect retry or two once the tunnels have their handshakes.
 const ESTABLISH: Duration = Duration::from_secs(40);
 
@@ -652,24 +662,70 @@ fn quote(word: &str) -> String {
     }
 }
 
-/// Whether a process runs with exactly `argv` (its program's file name, then the arguments).
-fn process_running(argv: &[String]) -> bool {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return false;
-    };
-    entries.flatten().any(|entry| {
-        let Ok(raw) = fs::read(entry.path().join("cmdline")) else {
-            return false;
-        };
+/// The PID of a process running with exactly `argv` (its program's file name, then the
+/// arguments).
+fn process_id(argv: &[String]) -> Option<u32> {
+    let entries = fs::read_dir("/proc").ok()?;
+    entries.flatten().find_map(|entry| {
+        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+        let raw = fs::read(entry.path().join("cmdline")).ok()?;
         let words: Vec<String> = raw
             .split(|byte| *byte == 0)
             .filter(|word| !word.is_empty())
             .map(|word| String::from_utf8_lossy(word).into_owned())
             .collect();
-        words.len() == argv.len()
+        (words.len() == argv.len()
             && Path::new(&words[0]).file_name() == Path::new(&argv[0]).file_name()
-            && words[1..] == argv[1..]
+            && words[1..] == argv[1..])
+            .then_some(pid)
     })
+}
+
+/// Narrows the exchange's IPv6 prefix lengths to /47 and reloads the route server with SIGHUP
+/// (by the PID of the exchange's own `route-server run`), then waits until alpha's
+/// [`REFUSED_ROUTE`] is listed as filtered.
+fn refuse_alphas_ipv6_route(exchange: &FabricExchange) {
+    let fabric = exchange.dir().join("fabric.yaml");
+    let text = fs::read_to_string(&fabric).expect("read the fabric file");
+    let narrowed = text.replacen(
+        "  reject_private_asns: false\n",
+        "  reject_private_asns: false\n  prefix_length: {ipv6: [12, 47]}\n",
+        1,
+    );
+    assert_ne!(
+        text, narrowed,
+        "the fabric file has no policy section to narrow"
+    );
+    fs::write(&fabric, narrowed).expect("write the fabric file");
+    let route_server = binary_path("route-server").to_string_lossy().into_owned();
+    let argv = [
+        route_server.clone(),
+        "run".to_owned(),
+        "-c".to_owned(),
+        fabric.to_string_lossy().into_owned(),
+    ];
+    let pid = process_id(&argv).expect("the exchange's route server is running");
+    let status = Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .expect("kill -HUP");
+    assert!(status.success(), "kill -HUP {pid}");
+    exchange.wait_for(RELOAD, "alpha's IPv6 route refused after the reload", |x| {
+        x.route_server_netns()
+            .run(
+                &route_server,
+                &[
+                    "show",
+                    "routes",
+                    "--neighbor",
+                    "alpha.ipv6",
+                    "--filtered",
+                    "-c",
+                    &fabric.to_string_lossy(),
+                ],
+            )
+            .is_ok_and(|view| view.contains(REFUSED_ROUTE))
+    });
 }
 
 #[test]
@@ -692,11 +748,18 @@ fn every_unmarked_guide_command_runs_against_a_live_exchange() {
     };
     let mut problems = Vec::new();
     let mut ran = 0;
+    let mut filtering = false;
+    // What the lines that ask for alpha's refused routes printed.
+    let mut filtered_views = Vec::new();
     for block in blocks.iter().filter(|block| block.exercised_by.is_empty()) {
         let guide_host = GUIDES
             .iter()
             .find(|(guide, _)| *guide == block.guide)
             .map_or("alpha", |(_, host)| host);
+        if block.guide == TROUBLESHOOT && !filtering {
+            refuse_alphas_ipv6_route(&exchange);
+            filtering = true;
+        }
         for line in &block.lines {
             let host = setting.host_for(line, guide_host);
             let commands = line.commands();
@@ -717,7 +780,7 @@ fn every_unmarked_guide_command_runs_against_a_live_exchange() {
                     },
                 );
                 let argv: Vec<String> = rewritten.split(' ').map(str::to_owned).collect();
-                if !process_running(&argv) {
+                if process_id(&argv).is_none() {
                     problems.push(format!(
                         "{}: no process of the exchange runs `{rewritten}`",
                         line.place()
@@ -736,6 +799,12 @@ fn every_unmarked_guide_command_runs_against_a_live_exchange() {
                 .map_or_else(ToString::to_string, Clone::clone);
             let head: Vec<&str> = shown.lines().take(12).collect();
             eprintln!("$ {shell_line}    [{host}]\n{}", head.join("\n"));
+            if block.guide == TROUBLESHOOT
+                && shell_line.contains("alpha")
+                && shell_line.contains("filtered")
+            {
+                filtered_views.push((line.place(), shown.clone()));
+            }
             let fails = line.expected_to_fail();
             match (&result, fails) {
                 (Ok(_), false) | (Err(_), true) => {}
@@ -752,6 +821,20 @@ fn every_unmarked_guide_command_runs_against_a_live_exchange() {
         }
     }
     assert!(ran >= 20, "only {ran} guide lines ran");
+    // Troubleshooting filtered routes shows the one the policy refuses, with its reason.
+    assert!(
+        !filtered_views.is_empty(),
+        "{TROUBLESHOOT} asks for no filtered routes"
+    );
+    for (place, view) in &filtered_views {
+        // The reason in words (text) or its label (JSON).
+        let why = view.contains("is longer than") || view.contains("prefix_too_long");
+        if !(view.contains(REFUSED_ROUTE) && why) {
+            problems.push(format!(
+                "{place}: does not show {REFUSED_ROUTE} refused as too long:\n{view}"
+            ));
+        }
+    }
     assert!(
         problems.is_empty(),
         "{}\n{}",
