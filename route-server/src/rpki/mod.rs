@@ -11,7 +11,7 @@ mod vrps;
 
 use std::sync::Arc;
 
-use vixp_bgp::{Attributes, Prefix};
+use vixp_bgp::{Attributes, LargeCommunity, Prefix};
 use vixp_fabric::{AspaAction, InvalidAction, RpkiPolicy};
 
 pub use aspa::{AspaState, verify_upstream};
@@ -51,6 +51,59 @@ pub fn filter(
         return Err(Reason::AspaInvalid { customer, next });
     }
     Ok(())
+}
+
+/// The Euro-IX informational block of RPKI origin validation states (`rs:1000:x`, the Euro-IX
+/// large community list as IXP Manager implements it).
+pub const INFO_RPKI: u32 = 1000;
+/// `rs:1000:1`: RPKI valid.
+pub const INFO_RPKI_VALID: u32 = 1;
+/// `rs:1000:2`: RPKI unknown (not found: no VRP covers the prefix).
+pub const INFO_RPKI_NOT_FOUND: u32 = 2;
+/// `rs:1000:3`: RPKI not checked (no payload loaded yet: no cache has answered, no file).
+pub const INFO_RPKI_NOT_CHECKED: u32 = 3;
+/// `rs:1000:4`: RPKI invalid, accepted because the policy only tags (`invalid: tag`).
+pub const INFO_RPKI_INVALID: u32 = 4;
+/// vixp's informational block for the ASPA verification state (`rs:1002:x`, same numbering as
+/// the RPKI block: 1 valid, 2 unknown, 4 invalid); the Euro-IX list has no ASPA values yet.
+pub const INFO_ASPA: u32 = 1002;
+
+/// The informational large communities of an accepted route (issue 5 item 1: "valid/unknown
+/// tagged"): its RPKI origin validation state (`rs:1000:1` valid, `:2` not found, `:3` not
+/// checked, `:4` invalid when `invalid: tag` let it through) and, when `aspa` is not `off`,
+/// its ASPA state (`rs:1002:1` valid, `:2` unknown, `:4` invalid when `aspa: tag`). They are
+/// added to the route as the looking glass and the API show it, never to what clients receive
+/// (as arouteserver's `rpki_bgp_origin_validation_*` communities: for troubleshooting and
+/// looking glasses only).
+pub fn informational(
+    prefix: &Prefix,
+    attributes: &Attributes,
+    vrps: Option<&VrpSet>,
+    policy: &RpkiPolicy,
+    route_server_asn: u32,
+) -> Vec<LargeCommunity> {
+    let Some(vrps) = vrps else {
+        return vec![LargeCommunity(
+            route_server_asn,
+            INFO_RPKI,
+            INFO_RPKI_NOT_CHECKED,
+        )];
+    };
+    let origin = match vrps.validate(prefix, attributes.as_path.origin_asn()) {
+        OriginState::Valid => INFO_RPKI_VALID,
+        OriginState::NotFound => INFO_RPKI_NOT_FOUND,
+        OriginState::Invalid(_) => INFO_RPKI_INVALID,
+    };
+    let mut communities = vec![LargeCommunity(route_server_asn, INFO_RPKI, origin)];
+    if policy.aspa != AspaAction::Off {
+        let aspa = match verify_upstream(&attributes.as_path, vrps.aspas()) {
+            AspaState::Valid => 1,
+            AspaState::Unknown => 2,
+            AspaState::Invalid { .. } => 4,
+        };
+        communities.push(LargeCommunity(route_server_asn, INFO_ASPA, aspa));
+    }
+    communities
 }
 
 #[cfg(test)]
@@ -128,6 +181,57 @@ mod tests {
         assert_eq!(
             filter(&prefix, &route(&[64501], "198.18.0.11"), Some(&vrps), &tag),
             Ok(())
+        );
+    }
+
+    #[test]
+    fn accepted_routes_carry_the_informational_state_communities() {
+        let vrps = lab_vrps();
+        let prefix: Prefix = "198.18.65.0/24".parse().expect("valid");
+        let elsewhere: Prefix = "198.18.10.0/24".parse().expect("valid");
+        let tag = policy(InvalidAction::Tag, AspaAction::Off);
+        let info = |prefix: &Prefix, path: &[u32], vrps: Option<&VrpSet>, policy: &RpkiPolicy| {
+            informational(prefix, &route(path, "198.18.0.11"), vrps, policy, 64500)
+        };
+        assert_eq!(
+            info(&prefix, &[64501, 64510], Some(&vrps), &tag),
+            vec![LargeCommunity(64500, 1000, 1)]
+        );
+        assert_eq!(
+            info(&elsewhere, &[64501], Some(&vrps), &tag),
+            vec![LargeCommunity(64500, 1000, 2)]
+        );
+        assert_eq!(
+            info(&prefix, &[64501], None, &tag),
+            vec![LargeCommunity(64500, 1000, 3)],
+            "no payload yet: not checked"
+        );
+        assert_eq!(
+            info(&prefix, &[64501], Some(&vrps), &tag),
+            vec![LargeCommunity(64500, 1000, 4)]
+        );
+        // ASPA: 64510 names 64520 as its only provider.
+        let aspa = policy(InvalidAction::Reject, AspaAction::Tag);
+        assert_eq!(
+            info(&prefix, &[64520, 64510], Some(&vrps), &aspa),
+            vec![
+                LargeCommunity(64500, 1000, 1),
+                LargeCommunity(64500, 1002, 1)
+            ]
+        );
+        assert_eq!(
+            info(&prefix, &[64501, 64510], Some(&vrps), &aspa),
+            vec![
+                LargeCommunity(64500, 1000, 1),
+                LargeCommunity(64500, 1002, 4)
+            ]
+        );
+        assert_eq!(
+            info(&elsewhere, &[64501, 64999], Some(&vrps), &aspa),
+            vec![
+                LargeCommunity(64500, 1000, 2),
+                LargeCommunity(64500, 1002, 2)
+            ]
         );
     }
 
