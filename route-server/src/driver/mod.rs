@@ -263,7 +263,8 @@ pub async fn run(
             },
             Arc::clone(&status),
             Arc::clone(&metrics),
-        );
+        )
+        .with_bgp_role(fabric.policy.bgp_role);
         tasks.spawn(task.run());
     }
     let rib_reload = rib_events.clone();

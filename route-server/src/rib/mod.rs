@@ -595,7 +595,7 @@ impl Rib {
                 None => export.withdraw.push(prefix),
             }
         }
-        self.well_known.apply(&mut export, interner);
+        self.well_known.apply(&mut export, interner, rs);
         self.trim();
         (!export.is_empty()).then_some(export)
     }
