@@ -15,12 +15,12 @@
 //!   exist, one of them must be a test, and the named files must hold the block's programs,
 //!   subcommands and flags.
 //!
-//! The node-file examples (```yaml) of the member's guide must pass `vixp check` on the live
-//! exchange too, and every relative link of the guides must reach a file and heading.
-//!
 //! Either way every command of our binaries is first given to the binary itself with `--help`
 //! appended, so clap refuses a renamed or removed subcommand, flag or value. A program that is
 //! neither run here ([`RUN_HERE`]) nor in a marked block fails the check.
+//!
+//! The node-file examples (```yaml) of the member's guide must pass `vixp check` on the live
+//! exchange too, and every relative link of the guides must reach a file and heading.
 
 use std::{
     collections::BTreeMap,
