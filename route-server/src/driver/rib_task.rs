@@ -135,6 +135,8 @@ pub struct RibTask {
     metrics: Arc<Metrics>,
     /// The RPKI payload in force, handed to every neighbor's policy view.
     rpki: Option<Arc<crate::rpki::VrpSet>>,
+    /// This route server's ASN, the first part of its informational communities.
+    route_server_asn: u32,
 }
 
 impl RibTask {
@@ -184,6 +186,7 @@ impl RibTask {
             wakeup,
             metrics,
             rpki: None,
+            route_server_asn,
         }
     }
 
@@ -411,17 +414,38 @@ impl RibTask {
                     .collect();
                 RibReply::Counts(counts, self.rib.totals())
             }
-            RibQuery::RoutesFrom(peer) => RibReply::Routes(self.rib.routes_from(peer)),
+            RibQuery::RoutesFrom(peer) => self.shown(self.rib.routes_from(peer)),
             RibQuery::FilteredFrom(peer) => RibReply::Routes(self.rib.filtered_from(peer)),
-            RibQuery::NotExportedTo(peer) => RibReply::Routes(self.rib.not_exported_to(peer)),
-            RibQuery::RoutesFor(prefix) => RibReply::Routes(self.rib.routes_for(&prefix.trunc())),
-            RibQuery::Lookup(address) => RibReply::Routes(
+            RibQuery::NotExportedTo(peer) => self.shown(self.rib.not_exported_to(peer)),
+            RibQuery::RoutesFor(prefix) => self.shown(self.rib.routes_for(&prefix.trunc())),
+            RibQuery::Lookup(address) => self.shown(
                 self.rib
                     .longest_match(address)
                     .map(|prefix| self.rib.routes_for(&prefix))
                     .unwrap_or_default(),
             ),
         }
+    }
+
+    /// Routes as the looking glass and the API show them: each accepted route with the
+    /// informational RPKI (and ASPA) state communities of [`crate::rpki::informational`]
+    /// added. Only these views get them; exports never do.
+    fn shown(&self, mut routes: Vec<crate::rib::RouteView>) -> RibReply {
+        if let Some(policy) = &self.fabric.policy.rpki {
+            for route in routes.iter_mut().filter(|route| route.filtered.is_none()) {
+                let tags = crate::rpki::informational(
+                    &route.prefix,
+                    &route.attributes,
+                    self.rpki.as_deref(),
+                    policy,
+                    self.route_server_asn,
+                );
+                let mut attributes = vixp_bgp::Attributes::clone(&route.attributes);
+                attributes.large_communities.extend(tags);
+                route.attributes = Arc::new(attributes);
+            }
+        }
+        RibReply::Routes(routes)
     }
 
     fn update_gauges(&mut self) {
