@@ -2,6 +2,7 @@
 //! generator and sink in network namespaces, run side by side against vixp's `route-server`,
 //! BIRD 2 and GoBGP. This crate is never linked into a product binary.
 
+pub mod api;
 pub mod control;
 pub mod daemons;
 pub mod encode;

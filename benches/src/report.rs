@@ -291,6 +291,85 @@ pub fn reload_markdown(
     text
 }
 
+/// The JSON API table: per scenario and request kind, over the runs that probed the API, the
+/// median of the runs' medians and the extremes, in milliseconds, with the listing's size and
+/// the answer's; then the load average at each probe and any probe failure.
+pub fn api_markdown(scenarios: &[Scenario], records: &[RunRecord]) -> String {
+    let mut text = String::from(
+        "| scenario | daemon | request | routes in listing | routes in answer | answer KiB \
+         | median ms | min ms | max ms | runs |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let mut notes = Vec::new();
+    for scenario in scenarios {
+        let mut kinds: Vec<(DaemonKind, Vec<&crate::api::ApiFigures>)> = Vec::new();
+        for record in records
+            .iter()
+            .filter(|record| record.scenario == scenario.name)
+        {
+            let RunOutcome::Completed(figures) = &record.outcome else {
+                continue;
+            };
+            if let Some(error) = &figures.api_error {
+                notes.push(format!(
+                    "- {} {} run {}: API probe FAILED: {error}",
+                    scenario.name, record.daemon, record.run
+                ));
+            }
+            let Some(api) = &figures.api else {
+                continue;
+            };
+            notes.push(format!(
+                "- {} {} run {}: load average {} ({} timed GETs per request)",
+                scenario.name, record.daemon, record.run, api.load_average, api.requests
+            ));
+            match kinds
+                .iter_mut()
+                .find(|(daemon, _)| *daemon == record.daemon)
+            {
+                Some((_, list)) => list.push(api),
+                None => kinds.push((record.daemon, vec![api])),
+            }
+        }
+        for (daemon, runs) in kinds {
+            let Some(first) = runs.first() else {
+                continue;
+            };
+            for timing in &first.timings {
+                let same: Vec<&crate::api::RequestTiming> = runs
+                    .iter()
+                    .filter_map(|run| run.timings.iter().find(|other| other.name == timing.name))
+                    .collect();
+                let mut medians: Vec<f64> = same.iter().map(|other| other.median_ms).collect();
+                let min = same
+                    .iter()
+                    .map(|other| other.min_ms)
+                    .fold(f64::INFINITY, f64::min);
+                let max = same.iter().map(|other| other.max_ms).fold(0.0, f64::max);
+                let _ = writeln!(
+                    text,
+                    "| {} | {} | {} | {} | {} | {:.1} | {:.2} | {:.2} | {:.2} | {} |",
+                    scenario.name,
+                    daemon,
+                    timing.name,
+                    timing.listing,
+                    timing.routes,
+                    timing.body_octets as f64 / 1024.0,
+                    median(&mut medians).unwrap_or(0.0),
+                    min,
+                    max,
+                    same.len(),
+                );
+            }
+        }
+    }
+    if !notes.is_empty() {
+        text.push('\n');
+        text.push_str(&notes.join("\n"));
+        text.push('\n');
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,6 +399,8 @@ mod tests {
             load_generator_cpu_seconds: 0.5,
             load_average: "0.00 0.00 0.00 1/100 1".to_owned(),
             reload: None,
+            api: None,
+            api_error: None,
         }))
     }
 
@@ -403,5 +484,57 @@ mod tests {
             "{table}"
         );
         assert!(table.contains("5 of 10 routes delivered"), "{table}");
+    }
+
+    #[test]
+    fn the_api_table_shows_the_median_of_the_runs_medians_and_probe_failures() {
+        let timing = |median_ms: f64| crate::api::RequestTiming {
+            name: "received last page (page 399, 250 per page)".to_owned(),
+            path: "/api/v1/neighbors/peer10.ipv4/routes/received?page=399&page_size=250".into(),
+            listing: 100_000,
+            routes: 250,
+            body_octets: 102_400,
+            median_ms,
+            min_ms: median_ms / 2.0,
+            max_ms: median_ms * 2.0,
+        };
+        let probed = |run: usize, median_ms: f64, error: Option<&str>| {
+            let mut outcome = figures(
+                PhaseOutcome::Finished {
+                    seconds: 1.0,
+                    sent_seconds: None,
+                },
+                1024,
+            );
+            if let RunOutcome::Completed(figures) = &mut outcome {
+                figures.api = error.is_none().then(|| crate::api::ApiFigures {
+                    requests: 20,
+                    timings: vec![timing(median_ms)],
+                    load_average: "1.50 1.00 0.50 2/100 7".to_owned(),
+                });
+                figures.api_error = error.map(str::to_owned);
+            }
+            RunRecord {
+                scenario: "api".to_owned(),
+                daemon: DaemonKind::RouteServer,
+                run,
+                outcome,
+            }
+        };
+        let records = vec![
+            probed(1, 4.0, None),
+            probed(2, 8.0, None),
+            probed(3, 0.0, Some("page 399 holds 0 routes, not 250")),
+        ];
+        let table = api_markdown(&[Scenario::api()], &records);
+        assert!(
+            table.contains("| api | route-server | received last page (page 399, 250 per page) | 100000 | 250 | 100.0 | 6.00 | 2.00 | 16.00 | 2 |"),
+            "{table}"
+        );
+        assert!(table.contains("run 1: load average 1.50"), "{table}");
+        assert!(
+            table.contains("run 3: API probe FAILED: page 399 holds 0 routes"),
+            "{table}"
+        );
     }
 }

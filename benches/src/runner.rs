@@ -12,10 +12,11 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command as Process};
 
+use crate::api::{ApiFigures, ProbeSpec};
 use crate::control::{Command, LoadSpec, PhaseOutcome, Report};
 use crate::daemons::{DaemonKind, DaemonOptions, DaemonProcess};
 use crate::procstat::{self, ProcessStats};
-use crate::scenario::{ROUTE_SERVER_ADDRESS, ROUTE_SERVER_ASN, Scenario};
+use crate::scenario::{Peer, ROUTE_SERVER_ADDRESS, ROUTE_SERVER_ASN, Scenario, generate_prefixes};
 use crate::topology::Topology;
 
 /// Seconds allowed for every session to reach Established (daemon start included).
@@ -39,6 +40,9 @@ pub struct RunSettings {
     /// After convergence, reload a policy that refuses IPv4 prefixes shorter than this and
     /// time it (`None`: no reload phase).
     pub reload_min_ipv4_length: Option<u8>,
+    /// After convergence (and the reload, if any), time this many GETs of each kind of the
+    /// route server's JSON API (`None`: no API phase; other daemons have no such API).
+    pub api_requests: Option<usize>,
 }
 
 /// Figures of the reload phase.
@@ -94,6 +98,12 @@ pub struct Figures {
     /// The reload phase, if it ran.
     #[serde(default)]
     pub reload: Option<ReloadFigures>,
+    /// The JSON API timings (vixp's route-server only), if the API phase ran.
+    #[serde(default)]
+    pub api: Option<ApiFigures>,
+    /// Why the API phase failed (unreachable, an error answer, a page that failed its check).
+    #[serde(default)]
+    pub api_error: Option<String>,
 }
 
 /// How one run ended.
@@ -289,6 +299,15 @@ async fn measure(
             ),
             _ => None,
         };
+        let (api, api_error) = match settings.api_requests {
+            Some(requests) if finished && daemon.kind() == DaemonKind::RouteServer => {
+                match api_phase(&topology.route_server_namespace, scenario, requests).await {
+                    Ok(figures) => (Some(figures), None),
+                    Err(error) => (None, Some(format!("{error:#}"))),
+                }
+            }
+            _ => (None, None),
+        };
         let withdraw = if finished {
             generator.send(Command::Withdraw).await?;
             match generator.report(phase_wait).await? {
@@ -322,6 +341,8 @@ async fn measure(
             load_generator_cpu_seconds: generator_end.cpu_seconds - generator_idle.cpu_seconds,
             load_average,
             reload,
+            api,
+            api_error,
         })
     }
     .await;
@@ -366,6 +387,74 @@ async fn reload_phase(
     })
 }
 
+/// How long the API probe may take in all before the driver gives up on it.
+const API_PROBE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// What the API probe asks about in `scenario`: the first sender's received routes, a
+/// receiver's not-exported routes, and one of the sender's /24s (in the middle of its table)
+/// for the lookups.
+pub fn probe_spec(scenario: &Scenario, requests: usize) -> ProbeSpec {
+    let neighbor = |index: usize| format!("{}.ipv4", Peer::numbered(index).name());
+    let receiver = if scenario.peers > scenario.senders {
+        scenario.senders
+    } else {
+        scenario.peers.saturating_sub(1)
+    };
+    // Every 20th generated prefix is a /24 (kept by the reload benchmark's length filter).
+    let position = scenario.prefixes_per_sender / 2 / 20 * 20;
+    let prefixes = generate_prefixes(position + 1);
+    let prefix = prefixes.last().copied();
+    let (exact, address) = prefix.map_or_else(
+        || ("11.0.0.0/24".to_owned(), "11.0.0.1".to_owned()),
+        |prefix| {
+            let inside = std::net::Ipv4Addr::from(u32::from(prefix.addr) + 1);
+            (prefix.to_string(), inside.to_string())
+        },
+    );
+    ProbeSpec {
+        listen: crate::daemons::route_server::HTTP_LISTEN
+            .parse()
+            .unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], 9179))),
+        sender: neighbor(0),
+        receiver: neighbor(receiver),
+        exact,
+        address,
+        requests,
+    }
+}
+
+/// The API phase: runs `bgp-bench api-probe` inside the route server's namespace (the API
+/// listens on that namespace's loopback) and reads its figures.
+async fn api_phase(
+    namespace: &str,
+    scenario: &Scenario,
+    requests: usize,
+) -> anyhow::Result<ApiFigures> {
+    let spec = serde_json::to_string(&probe_spec(scenario, requests))?;
+    let program = std::env::current_exe().context("locating bgp-bench itself")?;
+    let child = Process::new("ip")
+        .args(["netns", "exec", namespace])
+        .arg(&program)
+        .arg("api-probe")
+        .arg(&spec)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting the API probe")?;
+    let output = tokio::time::timeout(API_PROBE_TIMEOUT, child.wait_with_output())
+        .await
+        .map_err(|_| anyhow!("the API probe did not finish within {API_PROBE_TIMEOUT:?}"))??;
+    if !output.status.success() {
+        bail!(
+            "API probe: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    serde_json::from_slice(&output.stdout).context("the API probe printed no figures")
+}
+
 fn unix_now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -379,4 +468,28 @@ pub fn sibling_binary(name: &str) -> PathBuf {
         .and_then(|exe| exe.parent().map(Path::to_path_buf))
         .unwrap_or_default()
         .join(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_api_probe_asks_about_the_first_sender_a_receiver_and_one_of_the_senders_slash_24s() {
+        let spec = probe_spec(&Scenario::api(), 20);
+        assert_eq!(spec.sender, "peer10.ipv4");
+        assert_eq!(spec.receiver, "peer11.ipv4");
+        assert!(spec.exact.ends_with("/24"), "{}", spec.exact);
+        let prefixes = generate_prefixes(Scenario::api().prefixes_per_sender);
+        assert!(
+            prefixes
+                .iter()
+                .any(|prefix| prefix.to_string() == spec.exact)
+        );
+        let network = spec.exact.trim_end_matches("/24");
+        let inside: std::net::Ipv4Addr = spec.address.parse().expect("an address");
+        let start: std::net::Ipv4Addr = network.parse().expect("the network");
+        assert_eq!(u32::from(inside), u32::from(start) + 1);
+        assert_eq!(spec.listen.port(), 9179);
+    }
 }

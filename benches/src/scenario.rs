@@ -82,6 +82,12 @@ impl Scenario {
         Self::new("fanout", 21, 1, 800_000)
     }
 
+    /// One sender with 100,000 prefixes and 4 receivers: the JSON API benchmark's member with
+    /// 100k routes (`--api`), quick to converge.
+    pub fn api() -> Self {
+        Self::new("api", 5, 1, 100_000)
+    }
+
     /// A scenario with the given shape.
     pub fn new(name: &str, peers: usize, senders: usize, prefixes_per_sender: usize) -> Self {
         Self {

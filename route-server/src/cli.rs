@@ -267,13 +267,6 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
 fn check(file: &Path) -> ExitCode {
     match crate::irr::load_fabric(file) {
         Ok((fabric, loaded)) => {
-            // The VRP file is checked as the route server reads it at start-up and reload.
-            if let Some(rpki) = &fabric.policy.rpki
-                && let Err(error) = crate::rpki::rtr::read_file(rpki)
-            {
-                eprintln!("{error}");
-                return ExitCode::FAILURE;
-            }
             println!(
                 "{}: ok: exchange {}, {} route server(s), {} member(s), {loaded}",
                 file.display(),

@@ -20,7 +20,7 @@ use tokio::sync::{oneshot, watch};
 use vixp_bgp::{Attributes, Family, Prefix, SegmentKind};
 
 use crate::driver::{Handles, NeighborStatus, RibQuery, RibReply};
-use crate::rib::{FamilyCounts, RouteView};
+use crate::rib::{FamilyCounts, RouteView, Window};
 
 /// Default number of routes per page.
 pub const DEFAULT_PAGE_SIZE: usize = 250;
@@ -220,7 +220,7 @@ fn status_snapshot(handles: &Handles) -> Vec<NeighborStatus> {
 async fn status(State(handles): State<Shared>) -> Response {
     let totals = match ask(&handles, RibQuery::Counts).await {
         Ok(RibReply::Counts(_, totals)) => totals,
-        Ok(RibReply::Routes(_)) => Default::default(),
+        Ok(_) => Default::default(),
         Err(response) => return response,
     };
     let established = status_snapshot(&handles)
@@ -247,7 +247,7 @@ async fn status(State(handles): State<Shared>) -> Response {
 async fn neighbors(State(handles): State<Shared>) -> Response {
     let counts = match ask(&handles, RibQuery::Counts).await {
         Ok(RibReply::Counts(counts, _)) => counts,
-        Ok(RibReply::Routes(_)) => Vec::new(),
+        Ok(_) => Vec::new(),
         Err(response) => return response,
     };
     let views: Vec<NeighborView> = status_snapshot(&handles)
@@ -319,6 +319,15 @@ impl PageRequest {
         let end = start.saturating_add(self.size).min(total);
         Ok(start..end)
     }
+
+    /// The page as the RIB is asked for it: only the page's routes come back, so a page costs
+    /// the same wherever it is in the listing.
+    pub fn rib_window(&self) -> Window {
+        Window {
+            start: self.page.saturating_mul(self.size),
+            len: self.size,
+        }
+    }
 }
 
 /// The path, query and state extractors of a neighbor route listing, rejections included.
@@ -355,7 +364,7 @@ async fn not_exported(
 async fn neighbor_routes(
     handles: &Handles,
     (id, page): Listing,
-    query: fn(crate::rib::PeerId) -> RibQuery,
+    query: fn(crate::rib::PeerId, Window) -> RibQuery,
 ) -> Response {
     let id = match id {
         Ok(Path(id)) => id,
@@ -380,21 +389,17 @@ async fn neighbor_routes(
         )
             .into_response();
     };
-    let routes = match ask(handles, query(status.config.id)).await {
-        Ok(RibReply::Routes(routes)) => routes,
-        Ok(RibReply::Counts(..)) => Vec::new(),
+    let (total, routes) = match ask(handles, query(status.config.id, request.rib_window())).await {
+        Ok(RibReply::Page(total, routes)) => (total, routes),
+        Ok(RibReply::Routes(_) | RibReply::Counts(..)) => (0, Vec::new()),
         Err(response) => return response,
     };
-    let total = routes.len();
-    let window = match request.window(total) {
-        Ok(window) => window,
-        Err(message) => return error_response(StatusCode::BAD_REQUEST, message),
-    };
+    if let Err(message) = request.window(total) {
+        return error_response(StatusCode::BAD_REQUEST, message);
+    }
     let pages = total.div_ceil(request.size);
     let route_server_asn = route_server_asn(handles);
     let views: Vec<RouteJson> = routes
-        .get(window)
-        .unwrap_or_default()
         .iter()
         .map(|route| route_json(route, &statuses, route_server_asn))
         .collect();
@@ -464,7 +469,7 @@ async fn lookup(
     };
     let statuses = status_snapshot(&handles);
     let routes = match ask(&handles, request).await {
-        Ok(RibReply::Routes(routes)) => routes,
+        Ok(RibReply::Routes(routes) | RibReply::Page(_, routes)) => routes,
         Ok(RibReply::Counts(..)) => Vec::new(),
         Err(response) => return response,
     };

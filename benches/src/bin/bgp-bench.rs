@@ -58,6 +58,15 @@ struct Cli {
     /// `birdc configure` with the same change as an export filter).
     #[arg(long, value_name = "LENGTH")]
     reload_min_length: Option<u8>,
+    /// After convergence (and the reload, if any), time the route server's JSON API over its
+    /// loopback: the first sender's received routes (first, middle and last page at 250 and
+    /// 10,000 per page), a filtered and a not-exported page, and prefix lookups (exact and
+    /// longest match). vixp's route-server only; the other daemons skip it.
+    #[arg(long)]
+    api: bool,
+    /// Timed GETs per API request kind; the table shows their median.
+    #[arg(long, default_value_t = vixp_benches::api::DEFAULT_REQUESTS, requires = "api")]
+    api_requests: usize,
     /// Keep the generated configurations and daemon logs in this directory.
     #[arg(long)]
     keep: Option<PathBuf>,
@@ -70,6 +79,12 @@ enum Hidden {
     /// Internal: the load generator, run by bgp-bench inside its network namespace.
     #[command(hide = true)]
     Loadgen,
+    /// Internal: the JSON API probe, run by bgp-bench inside the route server's namespace.
+    #[command(hide = true)]
+    ApiProbe {
+        /// What to probe, as JSON.
+        spec: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -80,6 +95,8 @@ enum ScenarioChoice {
     Medium,
     /// 1 sender x 800,000 prefixes to 20 receivers.
     Fanout,
+    /// 1 sender x 100,000 prefixes to 4 receivers (for --api: a member with 100k routes).
+    Api,
     /// small, medium and fanout.
     All,
 }
@@ -97,6 +114,7 @@ fn scenarios(cli: &Cli) -> anyhow::Result<Vec<Scenario>> {
             ScenarioChoice::Small => vec![Scenario::small()],
             ScenarioChoice::Medium => vec![Scenario::medium()],
             ScenarioChoice::Fanout => vec![Scenario::fanout()],
+            ScenarioChoice::Api => vec![Scenario::api()],
             ScenarioChoice::All => vec![Scenario::small(), Scenario::medium(), Scenario::fanout()],
         };
         for scenario in add {
@@ -149,6 +167,7 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
         ticks_per_second: procstat::clock_ticks(),
         daemons: options.clone(),
         reload_min_ipv4_length: cli.reload_min_length,
+        api_requests: cli.api.then_some(cli.api_requests.max(1)),
     };
     let mut versions = serde_json::Map::new();
     for daemon in &cli.daemons {
@@ -214,6 +233,9 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
             report::reload_markdown(&scenarios, &cli.daemons, &records)
         );
     }
+    if cli.api {
+        println!("{}", report::api_markdown(&scenarios, &records));
+    }
     if let Some(path) = &cli.json {
         let document = json!({
             "environment": environment,
@@ -240,8 +262,18 @@ impl Drop for RemoveOnDrop {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if matches!(cli.command, Some(Hidden::Loadgen)) {
-        return loadgen::run().await;
+    match &cli.command {
+        Some(Hidden::Loadgen) => return loadgen::run().await,
+        Some(Hidden::ApiProbe { spec }) => {
+            let spec: vixp_benches::api::ProbeSpec =
+                serde_json::from_str(spec).context("api-probe: the spec is not valid JSON")?;
+            let figures = tokio::task::spawn_blocking(move || vixp_benches::api::probe(&spec))
+                .await
+                .context("api-probe: the probe panicked")??;
+            println!("{}", serde_json::to_string(&figures)?);
+            return Ok(());
+        }
+        None => {}
     }
     tokio::select! {
         result = bench(cli) => result,

@@ -231,6 +231,11 @@ impl DaemonProcess {
         }
     }
 
+    /// Which daemon this is.
+    pub fn kind(&self) -> DaemonKind {
+        self.kind
+    }
+
     /// Memory and CPU figures now.
     ///
     /// # Errors

@@ -28,7 +28,6 @@ use anyhow::Context as _;
 use tokio::sync::{Notify, mpsc, watch};
 use tracing::info;
 use vixp_bgp::Family;
-use vixp_common::systemd::State;
 use vixp_fabric::{Fabric, RouteServer};
 
 use crate::metrics::Metrics;
@@ -263,8 +262,7 @@ pub async fn run(
             },
             Arc::clone(&status),
             Arc::clone(&metrics),
-        )
-        .with_bgp_role(fabric.policy.bgp_role);
+        );
         tasks.spawn(task.run());
     }
     let rib_reload = rib_events.clone();
@@ -337,8 +335,6 @@ pub async fn run(
 
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("cannot listen for SIGHUP")?;
-    // Listeners are bound and SIGHUP is handled: a `Type=notify` unit may count us as started.
-    tell_systemd(&[State::Ready]);
     let mut current = fabric;
     while !*shutdown.borrow() {
         tokio::select! {
@@ -348,18 +344,15 @@ pub async fn run(
                 }
             }
             _ = hangup.recv() => {
-                tell_systemd(&[State::Reloading]);
                 if let Some(fabric) = reload(&current, &route_server.name, &metrics) {
                     current = Arc::new(fabric);
                     fabric_in_force.send_replace(Arc::clone(&current));
                     let _ = rib_reload.send(RibEvent::Reload(Arc::clone(&current))).await;
                 }
-                tell_systemd(&[State::Ready]);
             }
         }
     }
     info!("shutting down: ending sessions");
-    tell_systemd(&[State::Stopping]);
     let drain = async { while tasks.join_next().await.is_some() {} };
     if tokio::time::timeout(std::time::Duration::from_secs(5), drain)
         .await
@@ -369,12 +362,4 @@ pub async fn run(
     }
     rib_handle.abort();
     Ok(())
-}
-
-/// Reports `states` to systemd when run as a `Type=notify` service (nothing otherwise); a
-/// failure is logged, never fatal.
-fn tell_systemd(states: &[State]) {
-    if let Err(error) = vixp_common::systemd::notify(states) {
-        tracing::warn!(%error, "cannot notify systemd");
-    }
 }

@@ -151,22 +151,12 @@ pub struct NeighborTask {
     /// Signalled by writers after each write: a full backlog may have drained, so exports can
     /// be taken again (without it the task would sleep until its next timer).
     drained: Arc<Notify>,
-    /// The BGP Role this side announces (RS) and whether members must announce theirs
-    /// (RFC 9234, `policy.bgp_role`).
-    role: vixp_bgp::RolePolicy,
     /// Set after a max-prefix violation: the member is refused until then (`Some(None)`: until
     /// a fabric reload or restart).
     held_off: Option<Option<Instant>>,
 }
 
 impl NeighborTask {
-    /// Sets how strictly the member's BGP Role is checked (`policy.bgp_role`); the route
-    /// server always announces the role RS (RFC 9234 section 4.1).
-    pub fn with_bgp_role(mut self, policy: vixp_fabric::BgpRolePolicy) -> NeighborTask {
-        self.role.strict = policy == vixp_fabric::BgpRolePolicy::Strict;
-        self
-    }
-
     /// A task for one neighbor slot of `route_server`.
     pub fn new(
         config: NeighborConfig,
@@ -212,10 +202,6 @@ impl NeighborTask {
             generation: 0,
             drained: Arc::new(Notify::new()),
             held_off: None,
-            role: vixp_bgp::RolePolicy {
-                local: vixp_bgp::Role::RouteServer,
-                strict: false,
-            },
         }
     }
 
@@ -468,8 +454,7 @@ impl NeighborTask {
         ));
         let now = Instant::now();
         // RFC 4271 8.2.2, Events 16/17: the TCP connection is up; the session sends OPEN.
-        let mut session =
-            Session::with_role(self.session_config.clone(), Some(self.role), direction, now);
+        let mut session = Session::new(self.session_config.clone(), direction, now);
         if self.established.is_some() {
             // RFC 4271 section 6.8: a connection colliding with an Established one is closed.
             session.stop(CeaseSubcode::ConnectionCollisionResolution, "", now);

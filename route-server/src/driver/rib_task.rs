@@ -14,7 +14,7 @@ use vixp_fabric::{Fabric, MaxPrefixAction};
 use super::NeighborConfig;
 use crate::metrics::{FilteredLabels, Metrics, SessionLabels};
 use crate::policy::{self, Neighbor};
-use crate::rib::{Export, FamilyCounts, PeerId, PeerInfo, Rib, RibTotals, RouteView};
+use crate::rib::{Export, FamilyCounts, PeerId, PeerInfo, Rib, RibTotals, RouteView, Window};
 
 /// Events queued from neighbor tasks to the RIB task. Bounded: a sender faster than the RIB
 /// waits, and TCP flow control slows it down.
@@ -96,12 +96,13 @@ pub struct TaggedExport {
 pub enum RibQuery {
     /// Counters of every neighbor.
     Counts,
-    /// Routes received from one neighbor and accepted.
-    RoutesFrom(PeerId),
-    /// Routes from one neighbor refused by the import policy, with their reasons.
-    FilteredFrom(PeerId),
-    /// Routes withheld from one neighbor by their senders' action communities.
-    NotExportedTo(PeerId),
+    /// A page of the routes received from one neighbor and accepted.
+    RoutesFrom(PeerId, Window),
+    /// A page of the routes from one neighbor refused by the import policy, with their
+    /// reasons.
+    FilteredFrom(PeerId, Window),
+    /// A page of the routes withheld from one neighbor by their senders' action communities.
+    NotExportedTo(PeerId, Window),
     /// Paths for an exact prefix.
     RoutesFor(Prefix),
     /// Paths for the most specific prefix covering an address.
@@ -115,6 +116,8 @@ pub enum RibReply {
     Counts(Vec<FamilyCounts>, RibTotals),
     /// Routes.
     Routes(Vec<RouteView>),
+    /// A page of a listing: how many routes the whole listing holds, and the page's routes.
+    Page(usize, Vec<RouteView>),
 }
 
 /// The RIB owner.
@@ -135,8 +138,6 @@ pub struct RibTask {
     metrics: Arc<Metrics>,
     /// The RPKI payload in force, handed to every neighbor's policy view.
     rpki: Option<Arc<crate::rpki::VrpSet>>,
-    /// This route server's ASN, the first part of its informational communities.
-    route_server_asn: u32,
 }
 
 impl RibTask {
@@ -186,7 +187,6 @@ impl RibTask {
             wakeup,
             metrics,
             rpki: None,
-            route_server_asn,
         }
     }
 
@@ -414,38 +414,26 @@ impl RibTask {
                     .collect();
                 RibReply::Counts(counts, self.rib.totals())
             }
-            RibQuery::RoutesFrom(peer) => self.shown(self.rib.routes_from(peer)),
-            RibQuery::FilteredFrom(peer) => RibReply::Routes(self.rib.filtered_from(peer)),
-            RibQuery::NotExportedTo(peer) => self.shown(self.rib.not_exported_to(peer)),
-            RibQuery::RoutesFor(prefix) => self.shown(self.rib.routes_for(&prefix.trunc())),
-            RibQuery::Lookup(address) => self.shown(
+            RibQuery::RoutesFrom(peer, window) => {
+                let page = self.rib.routes_from_page(peer, window);
+                RibReply::Page(page.total, page.routes)
+            }
+            RibQuery::FilteredFrom(peer, window) => {
+                let page = self.rib.filtered_from_page(peer, window);
+                RibReply::Page(page.total, page.routes)
+            }
+            RibQuery::NotExportedTo(peer, window) => {
+                let page = self.rib.not_exported_page(peer, window);
+                RibReply::Page(page.total, page.routes)
+            }
+            RibQuery::RoutesFor(prefix) => RibReply::Routes(self.rib.routes_for(&prefix.trunc())),
+            RibQuery::Lookup(address) => RibReply::Routes(
                 self.rib
                     .longest_match(address)
                     .map(|prefix| self.rib.routes_for(&prefix))
                     .unwrap_or_default(),
             ),
         }
-    }
-
-    /// Routes as the looking glass and the API show them: each accepted route with the
-    /// informational RPKI (and ASPA) state communities of [`crate::rpki::informational`]
-    /// added. Only these views get them; exports never do.
-    fn shown(&self, mut routes: Vec<crate::rib::RouteView>) -> RibReply {
-        if let Some(policy) = &self.fabric.policy.rpki {
-            for route in routes.iter_mut().filter(|route| route.filtered.is_none()) {
-                let tags = crate::rpki::informational(
-                    &route.prefix,
-                    &route.attributes,
-                    self.rpki.as_deref(),
-                    policy,
-                    self.route_server_asn,
-                );
-                let mut attributes = vixp_bgp::Attributes::clone(&route.attributes);
-                attributes.large_communities.extend(tags);
-                route.attributes = Arc::new(attributes);
-            }
-        }
-        RibReply::Routes(routes)
     }
 
     fn update_gauges(&mut self) {

@@ -18,6 +18,7 @@ pub(crate) mod actions;
 pub(crate) mod best;
 mod intern;
 mod log;
+mod page;
 mod well_known;
 
 use std::collections::HashMap;
@@ -33,6 +34,7 @@ use crate::policy::{Reason, Verdict};
 pub use best::{Source, compare};
 pub use intern::Interner;
 pub use log::{Change, ChangeLog};
+pub use page::{RoutePage, Window};
 pub use well_known::WellKnown;
 
 /// How far (in log entries) a client may fall behind before its session is reset: a client that
@@ -446,56 +448,13 @@ impl Rib {
 
     /// Routes from `peer` refused by the import policy, sorted by prefix.
     pub fn filtered_from(&self, peer: PeerId) -> Vec<RouteView> {
-        let mut routes: Vec<RouteView> = self
-            .rejected
-            .iter()
-            .filter(|((from, _), _)| *from == peer)
-            .map(|((_, prefix), (attributes, reason))| RouteView {
-                prefix: *prefix,
-                peer,
-                attributes: Arc::clone(attributes),
-                best: false,
-                filtered: Some(reason.clone()),
-                withheld: None,
-            })
-            .collect();
-        routes.sort_by_key(|route| route.prefix);
-        routes
+        self.filtered_from_page(peer, Window::ALL).routes
     }
 
     /// Accepted routes from other members that `peer` does not receive because their senders'
     /// action communities withhold them, each with the reason, sorted by prefix.
     pub fn not_exported_to(&self, peer: PeerId) -> Vec<RouteView> {
-        let Some(state) = self.peer(peer) else {
-            return Vec::new();
-        };
-        let rs = self.route_server_asn;
-        if rs == 0 {
-            return Vec::new();
-        }
-        let mut routes: Vec<RouteView> = self
-            .table
-            .iter()
-            .filter(|(prefix, _)| state.info.families.contains(&Family::of(prefix)))
-            .flat_map(|(prefix, paths)| {
-                paths.iter().enumerate().filter_map(move |(index, path)| {
-                    if path.member == state.member {
-                        return None;
-                    }
-                    let reason = actions::withheld_because(&path.attributes, rs, state.info.asn)?;
-                    Some(RouteView {
-                        prefix: *prefix,
-                        peer: path.peer,
-                        attributes: Arc::clone(&path.attributes),
-                        best: index == 0,
-                        filtered: None,
-                        withheld: Some(reason),
-                    })
-                })
-            })
-            .collect();
-        routes.sort_by_key(|route| route.prefix);
-        routes
+        self.not_exported_page(peer, Window::ALL).routes
     }
 
     /// Refused routes per member-level reason label, for metrics: (peer, label, count).
@@ -595,7 +554,7 @@ impl Rib {
                 None => export.withdraw.push(prefix),
             }
         }
-        self.well_known.apply(&mut export, interner, rs);
+        self.well_known.apply(&mut export, interner);
         self.trim();
         (!export.is_empty()).then_some(export)
     }
@@ -654,25 +613,7 @@ impl Rib {
 
     /// Routes received from `peer`, sorted by prefix.
     pub fn routes_from(&self, peer: PeerId) -> Vec<RouteView> {
-        let mut routes: Vec<RouteView> = self
-            .table
-            .iter()
-            .filter_map(|(prefix, paths)| {
-                paths
-                    .iter()
-                    .position(|path| path.peer == peer)
-                    .map(|index| RouteView {
-                        prefix: *prefix,
-                        peer,
-                        attributes: Arc::clone(&paths[index].attributes),
-                        best: index == 0,
-                        filtered: None,
-                        withheld: None,
-                    })
-            })
-            .collect();
-        routes.sort_by_key(|route| route.prefix);
-        routes
+        self.routes_from_page(peer, Window::ALL).routes
     }
 
     /// Every path for exactly `prefix`, best first.

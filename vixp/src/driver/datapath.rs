@@ -6,8 +6,8 @@
 //! reload); per packet, only the lock of the member concerned is taken. Owns the batching: large TCP/UDP segments from the TAP (virtio-net header, TSO)
 //! are split before encryption, datagrams to one member leave in one UDP GSO send, datagrams
 //! arrive by `recvmmsg` with UDP GRO (both through `quinn-udp`, which falls back to one
-//! datagram per call when the kernel refuses GSO), and consecutive TCP segments (and, with USO,
-//! UDP datagrams) of a flow reach the kernel as one large frame. Decides nothing about packets: every frame
+//! datagram per call when the kernel refuses GSO), and consecutive TCP segments of a flow reach
+//! the kernel as one large frame. Decides nothing about packets: every frame
 //! and datagram goes through the core.
 //!
 //! ```text
@@ -212,7 +212,6 @@ impl DataPath {
         tracing::info!(
             workers = data_path.threads.len() / 2,
             offload,
-            udp_coalescing = offload && taps.first().is_some_and(|tap| tap.udp_gso()),
             gso_segments = first.map(|underlay| underlay.max_segments()),
             gro_segments = first.map(|underlay| underlay.gro_segments()),
             "data path started"
@@ -411,8 +410,6 @@ fn inbound(
     let mut frame = vec![0u8; VIRTIO_NET_HEADER + BUFFER_SIZE];
     let mut send = vec![0u8; BUFFER_SIZE];
     let mut coalescer = Coalescer::new();
-    // UDP runs too when the kernel took UDP segmentation offload on the TAP (Linux 6.2).
-    coalescer.set_udp(offload && tap.udp_gso());
     while !stop.load(Ordering::Relaxed) {
         let received = match underlay
             .state
