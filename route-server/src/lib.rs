@@ -4,11 +4,13 @@
 
 pub mod cli;
 pub mod client;
+pub mod control;
 pub mod driver;
 pub mod http;
 pub mod irr;
 pub mod ixf;
 pub mod lg;
+pub mod max_prefix;
 pub mod metrics;
 pub mod policy;
 pub mod policy_page;

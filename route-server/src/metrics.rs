@@ -2,6 +2,8 @@
 //! than a member. The driver updates these from the cores' plain counters; nothing here decides
 //! anything.
 
+use std::sync::atomic::AtomicU64;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -42,7 +44,8 @@ pub struct FilteredLabels {
 /// Labels of the fabric reload counter.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct ReloadLabels {
-    /// `applied`, `invalid` (the file has errors) or `needs_restart` (membership changed).
+    /// `applied`, `invalid` (the file has errors) or `needs_restart` (the route server's own
+    /// identity or listeners changed).
     pub result: String,
 }
 
@@ -105,7 +108,12 @@ pub struct Metrics {
     pub max_prefix_limit: Family<SessionLabels, Gauge>,
     /// Times a member went over its max-prefix limit.
     pub max_prefix_exceeded: Family<SessionLabels, Counter>,
-    /// Fabric file reloads (SIGHUP) by result.
+    /// Prefixes received as a share of the max-prefix limit (1.0 at the limit).
+    pub max_prefix_usage_ratio: Family<SessionLabels, Gauge<f64, AtomicU64>>,
+    /// 1 while the member announces at least [`crate::max_prefix::WARNING_PERCENT`] of its
+    /// limit.
+    pub max_prefix_warning: Family<SessionLabels, Gauge>,
+    /// Fabric file reloads (SIGHUP or `route-server reload`) by result.
     pub fabric_reloads: Family<ReloadLabels, Counter>,
     /// 1 when the last reload was applied (or none happened), 0 when it was refused.
     pub fabric_reload_success: Gauge,
@@ -151,6 +159,8 @@ impl Metrics {
             connections_refused: Family::default(),
             max_prefix_limit: Family::default(),
             max_prefix_exceeded: Family::default(),
+            max_prefix_usage_ratio: Family::default(),
+            max_prefix_warning: Family::default(),
             fabric_reloads: Family::default(),
             fabric_reload_success: Gauge::default(),
             fabric_applied_timestamp: Gauge::default(),
@@ -250,8 +260,21 @@ impl Metrics {
             metrics.max_prefix_exceeded.clone(),
         );
         registry.register(
+            "max_prefix_usage_ratio",
+            "Prefixes the member announces in the session's family divided by its max-prefix limit",
+            metrics.max_prefix_usage_ratio.clone(),
+        );
+        registry.register(
+            "max_prefix_warning",
+            format!(
+                "1 while the member announces at least {}% of its max-prefix limit (the warning threshold), else 0",
+                crate::max_prefix::WARNING_PERCENT
+            ),
+            metrics.max_prefix_warning.clone(),
+        );
+        registry.register(
             "fabric_reloads",
-            "Fabric file reloads on SIGHUP, by result (applied, invalid, needs_restart)",
+            "Fabric file reloads (SIGHUP or route-server reload), by result (applied, invalid, needs_restart)",
             metrics.fabric_reloads.clone(),
         );
         registry.register(
@@ -299,6 +322,55 @@ impl Metrics {
             .set(i64::try_from(seconds).unwrap_or(i64::MAX));
     }
 
+    /// Removes every per-session series of a session whose slot a reload removed from the
+    /// fabric, so a departed member leaves no stale series behind.
+    pub fn forget_session(&self, labels: &SessionLabels) {
+        for family in [
+            &self.session_up,
+            &self.session_state,
+            &self.session_established_timestamp,
+            &self.prefixes_received,
+            &self.prefixes_accepted,
+            &self.prefixes_advertised,
+            &self.prefixes_filtered,
+            &self.max_prefix_limit,
+            &self.max_prefix_warning,
+        ] {
+            family.remove(labels);
+        }
+        self.max_prefix_usage_ratio.remove(labels);
+        for family in [
+            &self.session_established,
+            &self.updates_treated_as_withdraw,
+            &self.attributes_discarded,
+            &self.max_prefix_exceeded,
+        ] {
+            family.remove(labels);
+        }
+        for kind in [
+            "open",
+            "update",
+            "notification",
+            "keepalive",
+            "route_refresh",
+        ] {
+            let message = MessageLabels {
+                member: labels.member.clone(),
+                family: labels.family.clone(),
+                r#type: kind.to_string(),
+            };
+            self.messages_received.remove(&message);
+            self.messages_sent.remove(&message);
+        }
+        for reason in crate::policy::Reason::LABELS {
+            self.routes_filtered.remove(&FilteredLabels {
+                member: labels.member.clone(),
+                family: labels.family.clone(),
+                reason: (*reason).to_string(),
+            });
+        }
+    }
+
     /// The metrics in the Prometheus text exposition format (version 0.0.4), which every
     /// Prometheus and `promtool check metrics` read.
     pub fn render(&self) -> String {
@@ -329,5 +401,33 @@ mod tests {
         assert!(text.contains("# TYPE route_server_fabric_applied_timestamp_seconds gauge"));
         assert!(!text.contains("route_server_fabric_applied_timestamp_seconds 0\n"));
         assert!(!text.contains("# EOF"));
+    }
+
+    #[test]
+    fn max_prefix_usage_is_a_fraction_beside_its_warning_flag() {
+        let metrics = Metrics::new();
+        let labels = SessionLabels {
+            member: "alpha".to_string(),
+            family: "ipv4".to_string(),
+        };
+        metrics
+            .max_prefix_usage_ratio
+            .get_or_create(&labels)
+            .set(crate::max_prefix::usage_ratio(9, 10));
+        metrics.max_prefix_warning.get_or_create(&labels).set(1);
+        let text = metrics.render();
+        assert!(text.contains("# TYPE route_server_max_prefix_usage_ratio gauge"));
+        assert!(
+            text.contains(
+                "route_server_max_prefix_usage_ratio{member=\"alpha\",family=\"ipv4\"} 0.9\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains(
+            "# HELP route_server_max_prefix_warning 1 while the member announces at least 90% "
+        ));
+        assert!(
+            text.contains("route_server_max_prefix_warning{member=\"alpha\",family=\"ipv4\"} 1\n")
+        );
     }
 }

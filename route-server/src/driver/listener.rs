@@ -11,7 +11,6 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn};
 
 use crate::metrics::{Metrics, RefusedLabels};
-use crate::rib::PeerId;
 
 /// Backlog of pending connections per listener.
 pub const LISTEN_BACKLOG: u32 = 1024;
@@ -34,11 +33,14 @@ fn canonical(address: IpAddr) -> IpAddr {
     }
 }
 
+/// Where accepted connections go: the neighbor task of each member LAN address. Replaced when a
+/// reload adds or removes neighbors.
+pub type Routing = Arc<HashMap<IpAddr, mpsc::Sender<TcpStream>>>;
+
 /// Accepts connections until shutdown.
 pub async fn accept_loop(
     listener: TcpListener,
-    neighbors: Arc<HashMap<IpAddr, PeerId>>,
-    incoming: Vec<mpsc::Sender<TcpStream>>,
+    neighbors: watch::Receiver<Routing>,
     metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -56,7 +58,8 @@ pub async fn accept_loop(
             }
         };
         let source = canonical(remote.ip());
-        let Some(id) = neighbors.get(&source) else {
+        let sender = neighbors.borrow().get(&source).cloned();
+        let Some(sender) = sender else {
             warn!(%remote, "refused BGP connection: address is not a member's LAN address");
             metrics
                 .connections_refused
@@ -66,11 +69,8 @@ pub async fn accept_loop(
                 .inc();
             continue;
         };
-        let sender = usize::try_from(id.0)
-            .ok()
-            .and_then(|index| incoming.get(index));
-        match sender.map(|sender| sender.try_send(stream)) {
-            Some(Ok(())) => debug!(%remote, "accepted BGP connection"),
+        match sender.try_send(stream) {
+            Ok(()) => debug!(%remote, "accepted BGP connection"),
             _ => {
                 warn!(%remote, "refused BGP connection: neighbor busy");
                 metrics

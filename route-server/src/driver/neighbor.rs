@@ -151,12 +151,25 @@ pub struct NeighborTask {
     /// Signalled by writers after each write: a full backlog may have drained, so exports can
     /// be taken again (without it the task would sleep until its next timer).
     drained: Arc<Notify>,
+    /// The BGP Role this side announces (RS) and whether members must announce theirs
+    /// (RFC 9234, `policy.bgp_role`).
+    role: vixp_bgp::RolePolicy,
     /// Set after a max-prefix violation: the member is refused until then (`Some(None)`: until
     /// a fabric reload or restart).
     held_off: Option<Option<Instant>>,
+    /// Set when a reload removed the slot: the session ends with this Cease subcode and the
+    /// task stops.
+    removed: Option<CeaseSubcode>,
 }
 
 impl NeighborTask {
+    /// Sets how strictly the member's BGP Role is checked (`policy.bgp_role`); the route
+    /// server always announces the role RS (RFC 9234 section 4.1).
+    pub fn with_bgp_role(mut self, policy: vixp_fabric::BgpRolePolicy) -> NeighborTask {
+        self.role.strict = policy == vixp_fabric::BgpRolePolicy::Strict;
+        self
+    }
+
     /// A task for one neighbor slot of `route_server`.
     pub fn new(
         config: NeighborConfig,
@@ -202,6 +215,11 @@ impl NeighborTask {
             generation: 0,
             drained: Arc::new(Notify::new()),
             held_off: None,
+            role: vixp_bgp::RolePolicy {
+                local: vixp_bgp::Role::RouteServer,
+                strict: false,
+            },
+            removed: None,
         }
     }
 
@@ -222,7 +240,20 @@ impl NeighborTask {
             self.register_counters();
             loop {
                 if *self.channels.shutdown.borrow() {
-                    self.shut_down().await;
+                    self.shut_down(
+                        CeaseSubcode::AdministrativeShutdown,
+                        "route server shutting down",
+                    )
+                    .await;
+                    return;
+                }
+                if let Some(subcode) = self.removed {
+                    info!(
+                        subcode = subcode.code(),
+                        "neighbor removed from the fabric: session ended"
+                    );
+                    self.shut_down(subcode, "").await;
+                    self.forget_metrics();
                     return;
                 }
                 self.step().await;
@@ -395,6 +426,7 @@ impl NeighborTask {
                     self.connect_at = Some(now);
                 }
             }
+            Reset::Remove(subcode) => self.removed = Some(subcode),
         }
     }
 
@@ -454,7 +486,8 @@ impl NeighborTask {
         ));
         let now = Instant::now();
         // RFC 4271 8.2.2, Events 16/17: the TCP connection is up; the session sends OPEN.
-        let mut session = Session::new(self.session_config.clone(), direction, now);
+        let mut session =
+            Session::with_role(self.session_config.clone(), Some(self.role), direction, now);
         if self.established.is_some() {
             // RFC 4271 section 6.8: a connection colliding with an Established one is closed.
             session.stop(CeaseSubcode::ConnectionCollisionResolution, "", now);
@@ -583,7 +616,7 @@ impl NeighborTask {
                     .get_or_create(&self.labels)
                     .set(now);
                 if let Ok(mut table) = self.status.lock()
-                    && let Some(entry) = table.get_mut(index(self.config.id.0))
+                    && let Some(entry) = super::status_entry(&mut table, self.config.id)
                 {
                     entry.established_since = Some(SystemTime::now());
                     entry.router_id = Some(negotiated.peer_id);
@@ -632,7 +665,7 @@ impl NeighborTask {
                     warn!(%reason, "session down");
                     self.metrics.session_up.get_or_create(&self.labels).set(0);
                     if let Ok(mut table) = self.status.lock()
-                        && let Some(entry) = table.get_mut(index(self.config.id.0))
+                        && let Some(entry) = super::status_entry(&mut table, self.config.id)
                     {
                         entry.established_since = None;
                         entry.last_error = Some(reason.to_string());
@@ -647,7 +680,7 @@ impl NeighborTask {
                 } else {
                     debug!(%reason, connection = id, "connection closed before establishment");
                     if let Ok(mut table) = self.status.lock()
-                        && let Some(entry) = table.get_mut(index(self.config.id.0))
+                        && let Some(entry) = super::status_entry(&mut table, self.config.id)
                     {
                         entry.last_error = Some(reason.to_string());
                     }
@@ -725,14 +758,12 @@ impl NeighborTask {
         }
     }
 
-    async fn shut_down(&mut self) {
+    /// Ends every connection with a Cease NOTIFICATION of `subcode` (RFC 4486) and waits up to
+    /// 2 s for the writers to send it.
+    async fn shut_down(&mut self, subcode: CeaseSubcode, message: &str) {
         let now = Instant::now();
         for connection in &mut self.connections {
-            connection.session.stop(
-                CeaseSubcode::AdministrativeShutdown,
-                "route server shutting down",
-                now,
-            );
+            connection.session.stop(subcode, message, now);
             flush(connection);
             connection.writer = None;
         }
@@ -742,6 +773,19 @@ impl NeighborTask {
             }
         }
         self.sync_metrics();
+    }
+
+    /// Removes this session's series from the metrics once its slot is gone from the fabric,
+    /// unless a new slot with the same member and family took over (an address change).
+    fn forget_metrics(&self) {
+        let replaced = self.status.lock().is_ok_and(|table| {
+            table.iter().any(|entry| {
+                entry.config.name == self.config.name && entry.config.family == self.config.family
+            })
+        });
+        if !replaced {
+            self.metrics.forget_session(&self.labels);
+        }
     }
 
     fn publish_status(&self) {
@@ -766,7 +810,7 @@ impl NeighborTask {
             .get_or_create(&self.labels)
             .set(state_rank(shown));
         if let Ok(mut table) = self.status.lock()
-            && let Some(entry) = table.get_mut(index(self.config.id.0))
+            && let Some(entry) = super::status_entry(&mut table, self.config.id)
         {
             entry.state = state_name(shown);
         }
@@ -882,10 +926,6 @@ fn lookup<K: PartialEq>(values: &[(K, u64)], key: &K) -> u64 {
         .iter()
         .find(|(candidate, _)| candidate == key)
         .map_or(0, |(_, value)| *value)
-}
-
-fn index(id: u32) -> usize {
-    usize::try_from(id).unwrap_or(usize::MAX)
 }
 
 /// Moves the session's pending bytes to the connection's writer.

@@ -150,6 +150,17 @@ pub struct RouteView {
     pub withheld: Option<String>,
 }
 
+/// What a re-evaluation (policy reload) did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reevaluation {
+    /// Stored routes judged again (accepted and refused).
+    pub routes: usize,
+    /// Routes refused before and accepted now (announced to clients).
+    pub accepted: usize,
+    /// Routes accepted before and refused now (withdrawn from clients).
+    pub refused: usize,
+}
+
 /// Totals for the whole RIB.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RibTotals {
@@ -380,42 +391,68 @@ impl Rib {
     /// Judges every stored route of `peer` again with `import` (a policy reload): routes that
     /// became acceptable are announced, routes that became unacceptable are withdrawn.
     pub fn reevaluate(&mut self, peer: PeerId, import: &dyn Fn(&Prefix, &Attributes) -> Verdict) {
-        let mut routes: Vec<(Prefix, Arc<Attributes>)> = self
-            .table
-            .iter()
-            .filter_map(|(prefix, paths)| {
-                paths
-                    .iter()
-                    .find(|path| path.peer == peer)
-                    .map(|path| (*prefix, Arc::clone(&path.attributes)))
-            })
-            .collect();
-        routes.extend(
-            self.rejected
-                .iter()
-                .filter(|((from, _), _)| *from == peer)
-                .map(|((_, prefix), (attributes, _))| (*prefix, Arc::clone(attributes))),
-        );
-        for (prefix, attributes) in routes {
-            match import(&prefix, &attributes) {
+        self.reevaluate_peers(&[peer], &|_, prefix, attributes| import(prefix, attributes));
+    }
+
+    /// Judges every stored route (accepted and refused) of each of `peers` again with `import`,
+    /// in one pass over the table (a policy reload). Only routes whose verdict or reason
+    /// changed are touched, so clients are sent only the differences: routes that became
+    /// acceptable are announced, routes that became unacceptable are withdrawn.
+    pub fn reevaluate_peers(
+        &mut self,
+        peers: &[PeerId],
+        import: &dyn Fn(PeerId, &Prefix, &Attributes) -> Verdict,
+    ) -> Reevaluation {
+        let mut wanted = vec![false; self.peers.len()];
+        for peer in peers {
+            if let Some(flag) = wanted.get_mut(peer.index()) {
+                *flag = true;
+            }
+        }
+        let is_wanted = |peer: PeerId| wanted.get(peer.index()).copied().unwrap_or(false);
+        let mut routes: Vec<(PeerId, Prefix, Arc<Attributes>, bool)> = Vec::new();
+        for (prefix, paths) in &self.table {
+            for path in paths {
+                if is_wanted(path.peer) {
+                    routes.push((path.peer, *prefix, Arc::clone(&path.attributes), true));
+                }
+            }
+        }
+        for ((peer, prefix), (attributes, _)) in &self.rejected {
+            if is_wanted(*peer) {
+                routes.push((*peer, *prefix, Arc::clone(attributes), false));
+            }
+        }
+        let mut outcome = Reevaluation {
+            routes: routes.len(),
+            ..Reevaluation::default()
+        };
+        for (peer, prefix, attributes, accepted) in routes {
+            match import(peer, &prefix, &attributes) {
                 Verdict::Accept => {
-                    self.unreject(peer, prefix);
-                    let unchanged = self.table.get(&prefix).is_some_and(|paths| {
-                        paths.iter().any(|path| {
-                            path.peer == peer && Arc::ptr_eq(&path.attributes, &attributes)
-                        })
-                    });
-                    if !unchanged {
+                    if !accepted {
+                        self.unreject(peer, prefix);
                         self.change(prefix, peer, Some(attributes));
+                        outcome.accepted += 1;
                     }
                 }
                 Verdict::Reject(reason) => {
-                    self.change(prefix, peer, None);
+                    if accepted {
+                        self.change(prefix, peer, None);
+                        outcome.refused += 1;
+                    } else if self
+                        .rejected
+                        .get(&(peer, prefix))
+                        .is_some_and(|(_, old)| *old == reason)
+                    {
+                        continue;
+                    }
                     self.reject(peer, prefix, attributes, reason);
                 }
             }
         }
         self.check_lag();
+        outcome
     }
 
     fn reject(
@@ -554,7 +591,7 @@ impl Rib {
                 None => export.withdraw.push(prefix),
             }
         }
-        self.well_known.apply(&mut export, interner);
+        self.well_known.apply(&mut export, interner, rs);
         self.trim();
         (!export.is_empty()).then_some(export)
     }

@@ -445,6 +445,56 @@ fn reevaluation_applies_a_new_policy_to_stored_routes() {
 }
 
 #[test]
+fn reevaluating_several_members_sends_only_the_routes_whose_verdict_changed() {
+    let mut rib = three_members();
+    rib_update(
+        &mut rib,
+        ALPHA,
+        announce(attributes(&[64511], 11, Some(99)), &["198.18.128.0/24"]),
+    );
+    rib_update(
+        &mut rib,
+        ALPHA,
+        announce(attributes(&[64511], 11, Some(1)), &["198.18.129.0/24"]),
+    );
+    rib_update(
+        &mut rib,
+        BRAVO,
+        announce(attributes(&[64512], 12, Some(99)), &["198.18.130.0/24"]),
+    );
+    drain(&mut rib, CHARLIE);
+    let outcome = rib.reevaluate_peers(&[ALPHA, BRAVO], &|_, prefix, attributes| {
+        refuse_med_99(prefix, attributes)
+    });
+    assert_eq!(
+        outcome,
+        Reevaluation {
+            routes: 3,
+            accepted: 0,
+            refused: 2
+        }
+    );
+    let mut withdrawn = drain(&mut rib, CHARLIE).withdraw;
+    withdrawn.sort();
+    assert_eq!(
+        withdrawn,
+        vec![prefix("198.18.128.0/24"), prefix("198.18.130.0/24")],
+        "the accepted route that stays accepted is not sent again"
+    );
+    // The same policy again changes nothing and sends nothing.
+    let again = rib.reevaluate_peers(&[ALPHA, BRAVO], &|_, prefix, attributes| {
+        refuse_med_99(prefix, attributes)
+    });
+    assert_eq!((again.accepted, again.refused), (0, 0));
+    assert!(drain(&mut rib, CHARLIE).is_empty());
+    // Only the members named are judged: charlie's peer id is not, so nothing of alpha's
+    // changes when only charlie is named.
+    let none = rib.reevaluate_peers(&[CHARLIE], &|_, _, _| Verdict::Accept);
+    assert_eq!(none.routes, 0);
+    assert_eq!(rib.counts(ALPHA, Family::Ipv4).filtered, 1);
+}
+
+#[test]
 fn a_member_draining_with_graceful_shutdown_loses_its_best_paths() {
     let mut rib = three_members();
     bravo_best_charlie_second(&mut rib, 1);
