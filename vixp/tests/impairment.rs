@@ -222,6 +222,20 @@ fn drops(directory: &TempDir, member: &str, reason: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Waits until both nodes' status snapshots (taken every 250 ms) stop changing, so that what
+/// is read next counts everything that arrived so far.
+fn settle(directory: &TempDir) {
+    let snapshot =
+        || ["alpha", "bravo"].map(|member| status(directory, member)["drops"].to_string());
+    let mut last = snapshot();
+    let stable = wait_for(Duration::from_secs(10), || {
+        std::thread::sleep(Duration::from_millis(600));
+        let now = snapshot();
+        std::mem::replace(&mut last, now) == last
+    });
+    assert!(stable, "drop counters never settled");
+}
+
 #[test]
 fn tcp_transfers_complete_over_a_lossy_reordering_duplicating_underlay() {
     let TwoSites {
@@ -291,6 +305,7 @@ fn tcp_transfers_complete_over_a_lossy_reordering_duplicating_underlay() {
     // Every duplicate is dropped as a replay by the receiver (a few may be lost in a socket
     // buffer, never more replays than duplicates).
     relay.impair.store(false, Ordering::Relaxed);
+    settle(&directory);
     for (member, duplicated) in [
         ("bravo", &counts.duplicated_to_bravo),
         ("alpha", &counts.duplicated_to_alpha),
@@ -307,6 +322,7 @@ fn tcp_transfers_complete_over_a_lossy_reordering_duplicating_underlay() {
 
     // Datagrams from the start of the session, thousands of counters ago (far outside the
     // anti-replay window), sent again: each dropped and counted.
+    settle(&directory);
     let before = drops(&directory, "bravo", "replayed");
     relay.inject.store(true, Ordering::Relaxed);
     assert!(wait_for(Duration::from_secs(5), || {

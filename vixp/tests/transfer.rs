@@ -65,3 +65,97 @@ fn payloads_cross_unchanged(offload: bool) {
     assert_eq!(received, TRANSFER_BYTES, "{}", alpha_node.log_text());
     assert_eq!(first_wrong, None, "IPv6 bravo -> alpha corrupted");
 }
+
+/// Datagrams sent each way in the UDP test.
+const UDP_DATAGRAMS: u32 = 4_000;
+
+/// Sends [`UDP_DATAGRAMS`] numbered datagrams of `size` bytes from `from` to `to_address` in
+/// `to`, in bursts (so that the receiving node coalesces runs of them); returns how many
+/// arrived and how many of those differed from what was sent. The receiving kernel checks
+/// every UDP checksum and drops a datagram whose checksum is wrong.
+fn udp_transfer(
+    from: &common::Namespace,
+    to: &common::Namespace,
+    to_address: std::net::IpAddr,
+    size: usize,
+) -> (u32, u32) {
+    use std::net::{SocketAddr, UdpSocket};
+    use std::time::Duration;
+
+    use common::transfer::{Pattern, in_namespace};
+
+    let address = SocketAddr::new(to_address, 5002);
+    let receiver = in_namespace(to, move || UdpSocket::bind(address).expect("bind"))
+        .join()
+        .expect("receiver thread");
+    receiver
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    let reader = std::thread::spawn(move || {
+        let mut buffer = vec![0u8; 65_536];
+        let mut expected = vec![0u8; size];
+        let (mut arrived, mut wrong) = (0u32, 0u32);
+        while let Ok(length) = receiver.recv(&mut buffer) {
+            arrived += 1;
+            let number = u32::from_be_bytes(buffer[..4].try_into().expect("number"));
+            Pattern(u64::from(number) + 1).fill(&mut expected);
+            expected[..4].copy_from_slice(&number.to_be_bytes());
+            if length != size || buffer[..length] != expected[..] {
+                wrong += 1;
+            }
+        }
+        (arrived, wrong)
+    });
+    let sender = in_namespace(from, move || {
+        let socket = UdpSocket::bind(SocketAddr::new(
+            if address.is_ipv4() {
+                std::net::Ipv4Addr::UNSPECIFIED.into()
+            } else {
+                std::net::Ipv6Addr::UNSPECIFIED.into()
+            },
+            0,
+        ))
+        .expect("bind");
+        let mut datagram = vec![0u8; size];
+        for number in 0..UDP_DATAGRAMS {
+            Pattern(u64::from(number) + 1).fill(&mut datagram);
+            datagram[..4].copy_from_slice(&number.to_be_bytes());
+            socket.send_to(&datagram, address).expect("send");
+            if number % 32 == 31 {
+                std::thread::sleep(Duration::from_micros(500));
+            }
+        }
+    });
+    sender.join().expect("sender thread");
+    reader.join().expect("reader thread")
+}
+
+#[test]
+fn udp_datagrams_cross_the_fabric_unchanged_both_ways() {
+    let TwoSites {
+        directory,
+        rs: _,
+        alpha,
+        bravo,
+        a,
+        b,
+    } = TwoSites::new();
+    let alpha_node = start_node_with(&a, &directory, "alpha", "");
+    let bravo_node = start_node_with(&b, &directory, "bravo", "");
+    assert!(a.succeeds("ping", &["-c", "1", "-W", "3", &bravo.ipv4()]));
+    for (from, to, address, size) in [
+        (&a, &b, bravo.ipv4(), 64),
+        (&a, &b, bravo.ipv4(), 1372),
+        (&b, &a, alpha.ipv6(), 64),
+        (&b, &a, alpha.ipv6(), 1352),
+    ] {
+        let (arrived, wrong) = udp_transfer(from, to, address.parse().expect("address"), size);
+        assert_eq!(wrong, 0, "{size}-byte datagrams to {address} changed");
+        assert!(
+            arrived * 100 >= UDP_DATAGRAMS * 95,
+            "{arrived} of {UDP_DATAGRAMS} {size}-byte datagrams to {address} arrived:\n{}\n{}",
+            alpha_node.log_text(),
+            bravo_node.log_text()
+        );
+    }
+}

@@ -1,12 +1,14 @@
-//! Receive coalescing for the TAP device (the kernel's TCP GRO rules, as wireguard-go applies
-//! them to its TUN): consecutive decrypted segments of one TCP flow become one large frame with
-//! a virtio-net header, so the kernel's stack handles one packet instead of dozens. Checks every
+//! Receive coalescing for the TAP device (the kernel's TCP and UDP GRO rules, as wireguard-go
+//! applies them to its TUN): consecutive decrypted segments of one TCP flow, or consecutive
+//! datagrams of one UDP flow when the TAP takes UDP segmentation offload (USO, Linux 6.2), become
+//! one large frame with a virtio-net header, so the kernel's stack handles one packet instead of
+//! dozens. Checks every
 //! length; allocates only its buffer, once. Must not decide whether a frame may reach the LAN
 //! (the core has done that before a frame gets here).
 
 use crate::core::offload::{
-    GSO_NONE, GSO_TCPV4, GSO_TCPV6, VIRTIO_NET_HEADER, VIRTIO_NET_NEEDS_CHECKSUM, VirtioHeader,
-    checksum_add, checksum_fold,
+    GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4, VIRTIO_NET_HEADER, VIRTIO_NET_NEEDS_CHECKSUM,
+    VirtioHeader, checksum_add, checksum_fold,
 };
 use crate::core::packet::{ETHERNET_HEADER, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 
@@ -14,17 +16,24 @@ use crate::core::packet::{ETHERNET_HEADER, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 pub const MAX_COALESCED: usize = ETHERNET_HEADER + 65_535;
 /// IP protocol number of TCP.
 const PROTOCOL_TCP: u8 = 6;
+/// IP protocol number of UDP.
+const PROTOCOL_UDP: u8 = 17;
+/// Most UDP datagrams in one coalesced frame (the kernel's `UDP_MAX_SEGMENTS` is larger; 64 is
+/// what one UDP GRO receive holds, too).
+const MAX_UDP_SEGMENTS: usize = 64;
 /// TCP flag ACK.
 const TCP_ACK: u8 = 0x10;
 /// TCP flag PSH.
 const TCP_PSH: u8 = 0x08;
 
-/// The TCP segment a frame carries, if it may be coalesced at all: IPv4 without options or
-/// fragmentation, or IPv6 with TCP right after the fixed header; only ACK and PSH set; a
-/// payload.
+/// The TCP segment or UDP datagram a frame carries, if it may be coalesced at all: IPv4
+/// without options or fragmentation, or IPv6 with TCP or UDP right after the fixed header; for
+/// TCP only ACK and PSH set; a payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Segment {
     ipv4: bool,
+    /// TCP (else UDP).
+    tcp: bool,
     /// Start of the TCP header in the frame.
     transport: usize,
     /// Start of the payload in the frame.
@@ -34,10 +43,13 @@ struct Segment {
 }
 
 impl Segment {
-    fn parse(frame: &[u8]) -> Option<Segment> {
+    /// The segment of `frame`; UDP datagrams only when `udp`.
+    fn parse(frame: &[u8], udp: bool) -> Option<Segment> {
         let ip = ETHERNET_HEADER;
+        let coalescable =
+            |protocol: u8| protocol == PROTOCOL_TCP || (udp && protocol == PROTOCOL_UDP);
         let ethertype = u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?]);
-        let (ipv4, transport) = match ethertype {
+        let (ipv4, transport, tcp) = match ethertype {
             ETHERTYPE_IPV4 => {
                 let header = frame.get(ip..ip + 20)?;
                 let total = usize::from(u16::from_be_bytes([header[2], header[3]]));
@@ -45,26 +57,42 @@ impl Segment {
                 // Version 4 with no options, no more fragments, offset 0 (RFC 791 3.1).
                 if header[0] != 0x45
                     || fragment & 0x3fff != 0
-                    || header[9] != PROTOCOL_TCP
+                    || !coalescable(header[9])
                     || total != frame.len() - ip
                 {
                     return None;
                 }
-                (true, ip + 20)
+                (true, ip + 20, header[9] == PROTOCOL_TCP)
             }
             ETHERTYPE_IPV6 => {
                 let header = frame.get(ip..ip + 40)?;
                 let payload = usize::from(u16::from_be_bytes([header[4], header[5]]));
                 if header[0] >> 4 != 6
-                    || header[6] != PROTOCOL_TCP
+                    || !coalescable(header[6])
                     || payload != frame.len() - ip - 40
                 {
                     return None;
                 }
-                (false, ip + 40)
+                (false, ip + 40, header[6] == PROTOCOL_TCP)
             }
             _ => return None,
         };
+        if !tcp {
+            // RFC 768: the length field covers header and data.
+            let header = frame.get(transport..transport + 8)?;
+            let length = usize::from(u16::from_be_bytes([header[4], header[5]]));
+            if length != frame.len() - transport || length <= 8 {
+                return None;
+            }
+            return Some(Segment {
+                ipv4,
+                tcp: false,
+                transport,
+                payload: transport + 8,
+                sequence: 0,
+                push: false,
+            });
+        }
         let tcp = frame.get(transport..transport + 20)?;
         let header_length = usize::from(tcp[12] >> 4) * 4;
         let flags = tcp[13];
@@ -77,6 +105,7 @@ impl Segment {
         }
         Some(Segment {
             ipv4,
+            tcp: true,
             transport,
             payload,
             sequence: u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]),
@@ -101,6 +130,8 @@ pub struct Coalescer {
     count: usize,
     /// A shorter or pushed segment ended the run.
     closed: bool,
+    /// UDP datagrams are coalesced too (the TAP takes USO).
+    udp: bool,
 }
 
 impl Default for Coalescer {
@@ -120,7 +151,14 @@ impl Coalescer {
             next_sequence: 0,
             count: 0,
             closed: false,
+            udp: false,
         }
+    }
+
+    /// Coalesces UDP datagrams too (into `VIRTIO_NET_HDR_GSO_UDP_L4` frames); only for a TAP
+    /// device that accepted UDP segmentation offload (`TUN_F_USO4`/`TUN_F_USO6`).
+    pub fn set_udp(&mut self, enabled: bool) {
+        self.udp = enabled;
     }
 
     /// Whether a frame is waiting.
@@ -132,7 +170,7 @@ impl Coalescer {
     /// continue the current run (the caller takes the current frame and pushes again) or
     /// cannot be coalesced at all (the caller writes it as it is, after taking the current).
     pub fn push(&mut self, frame: &[u8]) -> bool {
-        let Some(segment) = Segment::parse(frame) else {
+        let Some(segment) = Segment::parse(frame, self.udp) else {
             return false;
         };
         let payload = frame.len() - segment.payload;
@@ -154,7 +192,9 @@ impl Coalescer {
         };
         if self.closed
             || payload > self.segment_size
-            || segment.sequence != self.next_sequence
+            || segment.tcp != head.tcp
+            || (segment.tcp && segment.sequence != self.next_sequence)
+            || (!segment.tcp && self.count >= MAX_UDP_SEGMENTS)
             || segment.ipv4 != head.ipv4
             || segment.payload != head.payload
             || self.length + payload > MAX_COALESCED
@@ -208,6 +248,15 @@ impl Coalescer {
         } else {
             let ip = ETHERNET_HEADER;
             let transport_length = length - head.transport;
+            let (protocol, gso_type, checksum_offset) = match (head.tcp, head.ipv4) {
+                (true, true) => (PROTOCOL_TCP, GSO_TCPV4, 16),
+                (true, false) => (PROTOCOL_TCP, GSO_TCPV6, 16),
+                (false, _) => (PROTOCOL_UDP, GSO_UDP_L4, 6),
+            };
+            if !head.tcp {
+                frame[head.transport + 4..head.transport + 6]
+                    .copy_from_slice(&(transport_length as u16).to_be_bytes());
+            }
             if head.ipv4 {
                 frame[ip + 2..ip + 4].copy_from_slice(&((length - ip) as u16).to_be_bytes());
                 frame[ip + 10..ip + 12].copy_from_slice(&[0, 0]);
@@ -221,19 +270,19 @@ impl Coalescer {
             } else {
                 &frame[ip + 8..ip + 40]
             };
-            let pseudo =
-                checksum_add(0, addresses) + u64::from(PROTOCOL_TCP) + transport_length as u64;
+            let pseudo = checksum_add(0, addresses) + u64::from(protocol) + transport_length as u64;
             // CHECKSUM_PARTIAL: the field holds the folded pseudo-header sum; the kernel adds the
             // rest (virtio 1.x 5.1.6.2).
             let partial = checksum_fold(pseudo);
-            frame[head.transport + 16..head.transport + 18].copy_from_slice(&partial.to_be_bytes());
+            let at = head.transport + checksum_offset;
+            frame[at..at + 2].copy_from_slice(&partial.to_be_bytes());
             VirtioHeader {
                 flags: VIRTIO_NET_NEEDS_CHECKSUM,
-                gso_type: if head.ipv4 { GSO_TCPV4 } else { GSO_TCPV6 },
+                gso_type,
                 header_length: head.payload as u16,
                 gso_size: self.segment_size as u16,
                 checksum_start: head.transport as u16,
-                checksum_offset: 16,
+                checksum_offset: checksum_offset as u16,
             }
         };
         debug_assert!(count > 1 || header.gso_type == GSO_NONE);
@@ -242,9 +291,10 @@ impl Coalescer {
     }
 }
 
-/// Whether `headers` (Ethernet to TCP) belong to the same flow and run as `current`: same
-/// Ethernet header, same IP header apart from length, identification and checksum, same TCP
-/// ports, acknowledgment, header length and options (the kernel's `tcp_gro_receive` rules).
+/// Whether `headers` (Ethernet to TCP or UDP) belong to the same flow and run as `current`:
+/// same Ethernet header, same IP header apart from length, identification and checksum, same
+/// ports, and for TCP the same acknowledgment, header length and options (the kernel's
+/// `tcp_gro_receive` and `udp_gro_receive` rules).
 fn same_flow(current: &[u8], headers: &[u8], head: &Segment) -> bool {
     if current.len() != headers.len() {
         return false;
@@ -261,11 +311,15 @@ fn same_flow(current: &[u8], headers: &[u8], head: &Segment) -> bool {
         current[ip..ip + 4] == headers[ip..ip + 4]
             && current[ip + 6..ip + 40] == headers[ip + 6..ip + 40]
     };
+    let transport_same = if head.tcp {
+        current[t + 8..t + 13] == headers[t + 8..t + 13] && current[t + 20..] == headers[t + 20..]
+    } else {
+        true
+    };
     ip_same
         && current[..ETHERNET_HEADER] == headers[..ETHERNET_HEADER]
         && current[t..t + 4] == headers[t..t + 4]
-        && current[t + 8..t + 13] == headers[t + 8..t + 13]
-        && current[t + 20..] == headers[t + 20..]
+        && transport_same
 }
 
 #[cfg(test)]
@@ -357,6 +411,100 @@ mod tests {
                 assert_eq!(rebuilt, original, "frame {number} (ipv4 {ipv4})");
             }
         }
+    }
+
+    /// A complete IPv4 or IPv6 UDP frame with right checksums (from `frame`'s headers).
+    fn udp_frame(ipv4: bool, payload: &[u8]) -> Vec<u8> {
+        let mut udp = frame(ipv4, 0, TCP_ACK, &[]);
+        let transport = if ipv4 { 34 } else { 54 };
+        udp.truncate(transport);
+        if ipv4 {
+            udp[23] = PROTOCOL_UDP;
+            udp[16..18].copy_from_slice(&((20 + 8 + payload.len()) as u16).to_be_bytes());
+            udp[24..26].fill(0);
+            let sum = !checksum_fold(checksum_add(0, &udp[14..34]));
+            udp[24..26].copy_from_slice(&sum.to_be_bytes());
+        } else {
+            udp[20] = PROTOCOL_UDP;
+            udp[18..20].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        }
+        udp.extend_from_slice(&[0x30, 0x39, 0x14, 0x51]);
+        udp.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        udp.extend_from_slice(&[0, 0]);
+        udp.extend_from_slice(payload);
+        let addresses = if ipv4 {
+            udp[26..34].to_vec()
+        } else {
+            udp[22..54].to_vec()
+        };
+        let pseudo = checksum_add(0, &addresses) + 17 + (8 + payload.len()) as u64;
+        let sum = !checksum_fold(checksum_add(pseudo, &udp[transport..]));
+        udp[transport + 6..transport + 8].copy_from_slice(&sum.to_be_bytes());
+        udp
+    }
+
+    #[test]
+    fn udp_datagrams_of_one_flow_become_one_uso_frame_that_splits_back_into_them() {
+        for ipv4 in [true, false] {
+            let mut coalescer = Coalescer::new();
+            let first = udp_frame(ipv4, &[1; 64]);
+            // Without USO on the TAP, UDP is never coalesced.
+            assert!(!coalescer.push(&first));
+            coalescer.set_udp(true);
+            let originals: Vec<Vec<u8>> = (0..5u8)
+                .map(|n| udp_frame(ipv4, &vec![n; if n == 4 { 30 } else { 64 }]))
+                .collect();
+            for original in &originals {
+                assert!(coalescer.push(original));
+            }
+            // The shorter last datagram closed the run.
+            assert!(!coalescer.push(&udp_frame(ipv4, &[9; 64])));
+            let large = coalescer.take().expect("frame").to_vec();
+            let header = VirtioHeader::parse(&large).expect("header");
+            assert_eq!(header.gso_type, GSO_UDP_L4);
+            assert_eq!(header.gso_size, 64);
+            let mut body = large[VIRTIO_NET_HEADER..].to_vec();
+            let mut out = vec![0u8; 2048];
+            let mut frames = Vec::new();
+            split(&header, &mut body, &mut out, |frame| {
+                frames.push(frame.to_vec())
+            })
+            .expect("split");
+            assert_eq!(frames.len(), originals.len());
+            for (number, (rebuilt, original)) in frames.iter().zip(&originals).enumerate() {
+                let (mut rebuilt, mut original) = (rebuilt.clone(), original.clone());
+                if ipv4 {
+                    // Identification and so the header checksum count up from the first.
+                    for bytes in [&mut rebuilt, &mut original] {
+                        bytes[18..20].fill(0);
+                        bytes[24..26].fill(0);
+                    }
+                }
+                assert_eq!(rebuilt, original, "datagram {number} (ipv4 {ipv4})");
+            }
+            // Another port is another flow; TCP does not join a UDP run.
+            assert!(coalescer.push(&udp_frame(ipv4, &[1; 64])));
+            let mut other = udp_frame(ipv4, &[1; 64]);
+            let port = if ipv4 { 35 } else { 55 };
+            other[port] ^= 1;
+            assert!(!coalescer.push(&other));
+            assert!(!coalescer.push(&frame(ipv4, 1, TCP_ACK, &[1; 64])));
+            // A wrong UDP length is not coalesced.
+            let mut wrong = udp_frame(ipv4, &[1; 64]);
+            wrong[port + 4] ^= 1;
+            assert!(!Coalescer::new().push(&wrong));
+        }
+    }
+
+    #[test]
+    fn at_most_64_udp_datagrams_make_one_frame() {
+        let mut coalescer = Coalescer::new();
+        coalescer.set_udp(true);
+        let datagram = udp_frame(true, &[7; 100]);
+        for _ in 0..MAX_UDP_SEGMENTS {
+            assert!(coalescer.push(&datagram));
+        }
+        assert!(!coalescer.push(&datagram));
     }
 
     #[test]
