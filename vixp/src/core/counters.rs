@@ -49,11 +49,14 @@ pub enum DropReason {
     /// An IP packet larger than the tunnel MTU (answered with ICMP "fragmentation needed" or
     /// ICMPv6 "packet too big" within a rate limit).
     ExceedsMtu,
+    /// A frame from the TAP device dropped because the worker's queue was full: the oldest
+    /// frame of the flow with the most bytes queued (RFC 8290 section 4.1).
+    QueueFull,
 }
 
 impl DropReason {
     /// Every reason, in the order status and metrics list them.
-    pub const ALL: [DropReason; 19] = [
+    pub const ALL: [DropReason; 20] = [
         DropReason::NotIp,
         DropReason::UnknownMac,
         DropReason::Broadcast,
@@ -73,6 +76,7 @@ impl DropReason {
         DropReason::Malformed,
         DropReason::TooLarge,
         DropReason::ExceedsMtu,
+        DropReason::QueueFull,
     ];
 
     /// The name used in status output and in the `reason` label of `vixp_drops_total`.
@@ -97,6 +101,7 @@ impl DropReason {
             DropReason::Malformed => "malformed",
             DropReason::TooLarge => "too_large",
             DropReason::ExceedsMtu => "exceeds_mtu",
+            DropReason::QueueFull => "queue_full",
         }
     }
 

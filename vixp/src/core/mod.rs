@@ -20,6 +20,7 @@
 
 pub mod coalesce;
 mod counters;
+pub mod fair;
 pub mod mtu;
 pub mod offload;
 mod packet;

@@ -6,8 +6,8 @@
 //! reload); per packet, only the lock of the member concerned is taken. Owns the batching: large TCP/UDP segments from the TAP (virtio-net header, TSO)
 //! are split before encryption, datagrams to one member leave in one UDP GSO send, datagrams
 //! arrive by `recvmmsg` with UDP GRO (both through `quinn-udp`, which falls back to one
-//! datagram per call when the kernel refuses GSO), and consecutive TCP segments of a flow reach
-//! the kernel as one large frame. Decides nothing about packets: every frame
+//! datagram per call when the kernel refuses GSO), and consecutive TCP segments (and, with USO,
+//! UDP datagrams) of a flow reach the kernel as one large frame. Decides nothing about packets: every frame
 //! and datagram goes through the core.
 //!
 //! ```text
@@ -32,11 +32,19 @@ use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
 use tun_rs::SyncDevice;
 
 use crate::core::coalesce::Coalescer;
+use crate::core::fair::{FairQueues, flow_hash};
 use crate::core::offload::{VIRTIO_NET_HEADER, VirtioHeader, split};
 use crate::core::{Action, BUFFER_SIZE, Core, DropReason};
 
-/// Frames read from the TAP device before the datagrams they produced are sent.
+/// Most frames read from the TAP device per round.
 pub const TAP_BATCH: usize = 64;
+/// Buffers of frames read from the TAP device and not yet encrypted, per worker (up to 64 KiB
+/// each): room for the standing queue of a bulk TCP flow, which then waits here, in fair
+/// order with other flows, instead of in the TAP device's ring.
+pub const TAP_BUFFERS: usize = 48;
+/// Bytes of frames encrypted per round before the TAP device is read again: a ping that
+/// arrives meanwhile waits at most this long (about 200 us at 10 Gbit/s of crypto).
+pub const SERVE_BYTES: usize = 256 * 1024;
 /// Receive buffers handed to one `recvmmsg`.
 pub const RECEIVE_BATCH: usize = 16;
 /// Size of one receive buffer: room for a full UDP GRO burst (64 datagrams of an Ethernet-MTU
@@ -212,6 +220,7 @@ impl DataPath {
         tracing::info!(
             workers = data_path.threads.len() / 2,
             offload,
+            udp_coalescing = offload && taps.first().is_some_and(|tap| tap.udp_gso()),
             gso_segments = first.map(|underlay| underlay.max_segments()),
             gro_segments = first.map(|underlay| underlay.gro_segments()),
             "data path started"
@@ -305,8 +314,74 @@ impl Train {
     }
 }
 
-/// TAP to UDP: reads frames (with `offload`, large segments after a virtio-net header), splits
-/// them, lets the core encrypt each and sends the datagrams in trains.
+/// What one outbound worker keeps between frames.
+struct Outbound<'a> {
+    core: &'a Core,
+    tap: &'a SyncDevice,
+    offload: bool,
+    underlay: &'a Underlay,
+    segment: &'a mut [u8],
+    reply: &'a mut [u8],
+    train: &'a mut Train,
+}
+
+impl Outbound<'_> {
+    /// Splits the frame read from the TAP device (`bytes`, after its virtio-net header with
+    /// `offload`), lets the core encrypt each piece and adds the datagrams to the train.
+    fn forward(&mut self, bytes: &mut [u8]) {
+        let (header, frame) = if self.offload {
+            match VirtioHeader::parse(bytes) {
+                Ok(header) => (header, &mut bytes[VIRTIO_NET_HEADER..]),
+                Err(error) => {
+                    tracing::debug!(%error, "frame from the TAP device dropped");
+                    self.core.count_drop(DropReason::Malformed);
+                    return;
+                }
+            }
+        } else {
+            // No header: a plain frame, which `split` passes on as it is.
+            (VirtioHeader::default(), bytes)
+        };
+        let mut answer = None;
+        let (core, train, underlay, reply) =
+            (self.core, &mut *self.train, self.underlay, &mut *self.reply);
+        // The member is locked per MTU-sized frame, not per large segment, so that an
+        // inbound thread (ACKs) never waits for a whole 64 KiB to be encrypted.
+        let split = split(&header, frame, self.segment, |frame| {
+            let sent = match core.handle_frame(frame, train.tail()) {
+                Action::Transmit { to, datagram } => Some((to, datagram.len())),
+                Action::Deliver(local) => {
+                    // An ARP, neighbour or ICMP answer for the kernel (one per frame at most).
+                    let length = local.len();
+                    if let Some(room) = reply.get_mut(VIRTIO_NET_HEADER..)
+                        && let Some(target) = room.get_mut(..length)
+                    {
+                        target.copy_from_slice(local);
+                        answer = Some(length);
+                    }
+                    None
+                }
+                Action::Queued | Action::Done | Action::Dropped(_) => None,
+            };
+            if let Some((to, length)) = sent {
+                train.commit(to, length, underlay);
+            }
+        });
+        if let Err(error) = split {
+            tracing::debug!(%error, "large segment from the TAP device dropped");
+            self.core.count_drop(DropReason::Malformed);
+        }
+        if let Some(length) = answer {
+            write_frame(self.tap, self.offload, self.reply, length);
+        }
+    }
+}
+
+/// TAP to UDP: drains the TAP device's ring into the worker's buffers (so that the standing
+/// queue of a bulk flow is here, not in the kernel), and sends in fair order
+/// ([`FairQueues`]): each round reads what waits, then encrypts up to [`SERVE_BYTES`] of frames
+/// (with `offload`, large segments split first) and sends the datagrams in trains. When every
+/// buffer is taken, the oldest frame of the fattest flow is dropped (`queue_full`).
 fn outbound(
     core: &RwLock<Core>,
     tap: &SyncDevice,
@@ -314,15 +389,24 @@ fn outbound(
     underlay: &Underlay,
     stop: &AtomicBool,
 ) {
-    let mut input = vec![0u8; VIRTIO_NET_HEADER + 65_536 + 64];
+    let mut pool: Vec<Vec<u8>> = (0..=TAP_BUFFERS)
+        .map(|_| vec![0u8; VIRTIO_NET_HEADER + 65_536 + 64])
+        .collect();
+    // One buffer is always free to read into; the others hold queued frames or are free.
+    let mut spare = TAP_BUFFERS;
+    let mut free: Vec<usize> = (0..TAP_BUFFERS).rev().collect();
+    let mut queues = FairQueues::new(TAP_BUFFERS);
     let mut segment = vec![0u8; BUFFER_SIZE];
     let mut reply = vec![0u8; VIRTIO_NET_HEADER + BUFFER_SIZE];
     let mut train = Train::new();
     while !stop.load(Ordering::Relaxed) {
+        let guard = read(core);
         let mut frames = 0;
-        let core = read(core);
         while frames < TAP_BATCH {
-            let length = match tap.recv(&mut input) {
+            let Some(buffer) = pool.get_mut(spare) else {
+                break;
+            };
+            let length = match tap.recv(buffer) {
                 Ok(length) => length,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
@@ -334,56 +418,47 @@ fn outbound(
                 }
             };
             frames += 1;
-            let Some(bytes) = input.get_mut(..length) else {
-                continue;
-            };
-            let (header, frame) = if offload {
-                match VirtioHeader::parse(bytes) {
-                    Ok(header) => (header, &mut bytes[VIRTIO_NET_HEADER..]),
-                    Err(error) => {
-                        tracing::debug!(%error, "frame from the TAP device dropped");
-                        core.count_drop(DropReason::Malformed);
-                        continue;
+            let start = if offload { VIRTIO_NET_HEADER } else { 0 };
+            let hash = flow_hash(buffer.get(start..length).unwrap_or(&[]));
+            queues.push(hash, spare, length);
+            spare = match free.pop() {
+                Some(next) => next,
+                None => match queues.drop_from_fattest() {
+                    Some(dropped) => {
+                        guard.count_drop(DropReason::QueueFull);
+                        dropped
                     }
-                }
-            } else {
-                // No header: a plain frame, which `split` passes on as it is.
-                (VirtioHeader::default(), bytes)
+                    // Unreachable: a frame was just queued.
+                    None => break,
+                },
             };
-            let mut answer = None;
-            // The member is locked per MTU-sized frame, not per large segment, so that an
-            // inbound thread (ACKs) never waits for a whole 64 KiB to be encrypted.
-            let split = split(&header, frame, &mut segment, |frame| {
-                let sent = match core.handle_frame(frame, train.tail()) {
-                    Action::Transmit { to, datagram } => Some((to, datagram.len())),
-                    Action::Deliver(local) => {
-                        // An ARP or neighbour answer for the kernel (one per frame at most).
-                        let length = local.len();
-                        if let Some(room) = reply.get_mut(VIRTIO_NET_HEADER..)
-                            && let Some(target) = room.get_mut(..length)
-                        {
-                            target.copy_from_slice(local);
-                            answer = Some(length);
-                        }
-                        None
-                    }
-                    Action::Queued | Action::Done | Action::Dropped(_) => None,
-                };
-                if let Some((to, length)) = sent {
-                    train.commit(to, length, underlay);
-                }
-            });
-            if let Err(error) = split {
-                tracing::debug!(%error, "large segment from the TAP device dropped");
-                core.count_drop(DropReason::Malformed);
-            }
-            if let Some(length) = answer {
-                write_frame(tap, offload, &mut reply, length);
-            }
         }
-        drop(core);
+        let mut served = 0;
+        let mut forward = Outbound {
+            core: &guard,
+            tap,
+            offload,
+            underlay,
+            segment: &mut segment,
+            reply: &mut reply,
+            train: &mut train,
+        };
+        while served < SERVE_BYTES {
+            let Some((buffer, length)) = queues.pop() else {
+                break;
+            };
+            if let Some(bytes) = pool
+                .get_mut(buffer)
+                .and_then(|bytes| bytes.get_mut(..length))
+            {
+                forward.forward(bytes);
+            }
+            free.push(buffer);
+            served += length.max(1);
+        }
+        drop(guard);
         train.finish(underlay);
-        if frames == 0 {
+        if frames == 0 && queues.is_empty() {
             wait_for(tap.as_fd(), PollFlags::POLLIN);
         }
     }
@@ -410,6 +485,8 @@ fn inbound(
     let mut frame = vec![0u8; VIRTIO_NET_HEADER + BUFFER_SIZE];
     let mut send = vec![0u8; BUFFER_SIZE];
     let mut coalescer = Coalescer::new();
+    // UDP runs too when the kernel took UDP segmentation offload on the TAP (Linux 6.2).
+    coalescer.set_udp(offload && tap.udp_gso());
     while !stop.load(Ordering::Relaxed) {
         let received = match underlay
             .state
