@@ -159,3 +159,61 @@ fn udp_datagrams_cross_the_fabric_unchanged_both_ways() {
         );
     }
 }
+
+#[test]
+fn mss_clamping_lowers_the_mss_both_ends_use_and_keeps_segments_valid() {
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+    use std::time::Duration;
+
+    use common::transfer::in_namespace;
+
+    let TwoSites {
+        directory,
+        rs: _,
+        alpha: _,
+        bravo,
+        a,
+        b,
+    } = TwoSites::new();
+    // Only alpha's node clamps: its SYN leaves clamped, bravo's SYN-ACK arrives clamped.
+    let _alpha_node = start_node_with(&a, &directory, "alpha", "mss_clamp: 1200\n");
+    let _bravo_node = start_node_with(&b, &directory, "bravo", "");
+    assert!(a.succeeds("ping", &["-c", "1", "-W", "3", &bravo.ipv4()]));
+    let address: SocketAddr = format!("{}:5003", bravo.ipv4()).parse().expect("address");
+    let listener = in_namespace(&b, move || TcpListener::bind(address).expect("listen"))
+        .join()
+        .expect("listener thread");
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().expect("accept");
+        let mut received = Vec::new();
+        stream.read_to_end(&mut received).expect("read");
+        received
+    });
+    let (stream, sent) = in_namespace(&a, move || {
+        let mut stream =
+            TcpStream::connect_timeout(&address, Duration::from_secs(5)).expect("connect");
+        let sent: Vec<u8> = (0..200_000u32).map(|n| (n % 251) as u8).collect();
+        stream.write_all(&sent).expect("send");
+        (stream, sent)
+    })
+    .join()
+    .expect("client thread");
+    // Both ends' MSS as the kernel reports it for the open connection.
+    let client = a.run("ss", &["-tni", "dst", &address.to_string()]);
+    let server_side = b.run("ss", &["-tni", "src", &address.to_string()]);
+    drop(stream);
+    let received = server.join().expect("server thread");
+    assert_eq!(received, sent, "payload changed");
+    // Each side's sending MSS (`mss:` in ss, the announced MSS less 12 bytes of timestamps)
+    // follows the clamped SYN or SYN-ACK: at most 1200, where 1368 is what an unclamped
+    // 1420-byte MTU gives.
+    for (side, text) in [("client", &client), ("server", &server_side)] {
+        let mss: u32 = text
+            .split_whitespace()
+            .find_map(|field| field.strip_prefix("mss:"))
+            .and_then(|value| value.parse().ok())
+            .unwrap_or_else(|| panic!("{side}: no mss in {text}"));
+        assert!((1100..=1200).contains(&mss), "{side}: mss {mss}: {text}");
+    }
+}
