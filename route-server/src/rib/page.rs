@@ -1,6 +1,7 @@
 //! Pages of the RIB's route listings (a neighbor's received, filtered and not-exported
 //! routes, sorted by prefix) for the API and the looking glass. Only the page's routes are
-//! copied out: a listing is gathered as references, the page is picked from it by selection
+//! copied out: a listing is gathered as (prefix, position) pairs, compact so that comparing
+//! them does not chase pointers into the table, the page is picked from them by selection
 //! (linear time on average) and only the page is sorted, so a request never clones, sorts or
 //! sends a whole table, whichever page it asks for. Read-only; must not change the RIB.
 
@@ -66,23 +67,23 @@ fn select<T>(
 impl Rib {
     /// A page of the routes received from `peer` and accepted, by prefix.
     pub fn routes_from_page(&self, peer: PeerId, window: Window) -> RoutePage {
-        let found: Vec<(&Prefix, usize)> = self
+        let found: Vec<(Prefix, usize)> = self
             .table
             .iter()
             .filter_map(|(prefix, paths)| {
                 paths
                     .iter()
                     .position(|path| path.peer == peer)
-                    .map(|index| (prefix, index))
+                    .map(|index| (*prefix, index))
             })
             .collect();
-        let (total, page) = select(found, window, |(prefix, _)| (**prefix, peer));
+        let (total, page) = select(found, window, |(prefix, _)| (*prefix, peer));
         let routes = page
             .into_iter()
             .filter_map(|(prefix, index)| {
-                let path = self.table.get(prefix)?.get(index)?;
+                let path = self.table.get(&prefix)?.get(index)?;
                 Some(RouteView {
-                    prefix: *prefix,
+                    prefix,
                     peer,
                     attributes: Arc::clone(&path.attributes),
                     best: index == 0,
@@ -100,12 +101,13 @@ impl Rib {
             .rejected
             .iter()
             .filter(|((from, _), _)| *from == peer)
+            .map(|((_, prefix), stored)| (*prefix, stored))
             .collect();
-        let (total, page) = select(found, window, |((_, prefix), _)| (*prefix, peer));
+        let (total, page) = select(found, window, |(prefix, _)| (*prefix, peer));
         let routes = page
             .into_iter()
-            .map(|((_, prefix), (attributes, reason))| RouteView {
-                prefix: *prefix,
+            .map(|(prefix, (attributes, reason))| RouteView {
+                prefix,
                 peer,
                 attributes: Arc::clone(attributes),
                 best: false,
@@ -126,7 +128,7 @@ impl Rib {
         if rs == 0 {
             return RoutePage::default();
         }
-        let found: Vec<(&Prefix, usize, String)> = self
+        let found: Vec<(Prefix, PeerId, usize, String)> = self
             .table
             .iter()
             .filter(|(prefix, _)| state.info.families.contains(&Family::of(prefix)))
@@ -136,25 +138,17 @@ impl Rib {
                         return None;
                     }
                     actions::withheld_because(&path.attributes, rs, state.info.asn)
-                        .map(|reason| (prefix, index, reason))
+                        .map(|reason| (*prefix, path.peer, index, reason))
                 })
             })
             .collect();
-        let key = |(prefix, index, _): &(&Prefix, usize, String)| {
-            let from = self
-                .table
-                .get(*prefix)
-                .and_then(|paths| paths.get(*index))
-                .map_or(PeerId(u32::MAX), |path| path.peer);
-            (**prefix, from)
-        };
-        let (total, page) = select(found, window, key);
+        let (total, page) = select(found, window, |(prefix, from, _, _)| (*prefix, *from));
         let routes = page
             .into_iter()
-            .filter_map(|(prefix, index, reason)| {
-                let path = self.table.get(prefix)?.get(index)?;
+            .filter_map(|(prefix, _, index, reason)| {
+                let path = self.table.get(&prefix)?.get(index)?;
                 Some(RouteView {
-                    prefix: *prefix,
+                    prefix,
                     peer: path.peer,
                     attributes: Arc::clone(&path.attributes),
                     best: index == 0,
