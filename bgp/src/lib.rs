@@ -2,10 +2,12 @@
 //! RFC 4271 session. Owns no sockets, tasks or clocks: callers pass bytes and `now` in and take
 //! bytes, events and deadlines out.
 
+pub mod role;
 pub mod session;
 pub mod types;
 pub mod wire;
 
+pub use role::{Role, RolePolicy};
 pub use session::{
     Counters, Direction, DownReason, Event, Negotiated, Session, SessionConfig, State,
     collision_keeps_incoming,

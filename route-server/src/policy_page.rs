@@ -486,6 +486,12 @@ fn describe(filter: Filter, context: &Context<'_>) -> (&'static str, Vec<Block>)
                 ),
             ])],
         ),
+        Filter::Otc => (
+            "No route leaks marked by OTC",
+            vec![paragraph(vec![text(
+                "Every member is a client of the route server (BGP Role RS-Client, RFC 9234). A route that arrives already carrying the OTC (Only to Customer) attribute was learnt from a provider, a peer or another route server and is a route leak: it is refused. The route server adds OTC with its own ASN to every route it sends, so members that check roles do not pass them on to their providers or peers.",
+            )])],
+        ),
         Filter::Irr => (
             "IRR prefixes and origins",
             vec![paragraph(vec![
@@ -508,10 +514,10 @@ fn describe(filter: Filter, context: &Context<'_>) -> (&'static str, Vec<Block>)
                     ),
                     text(match rpki.invalid {
                         vixp_fabric::InvalidAction::Reject => {
-                            "An RPKI-invalid route is refused (rs:1101:13); valid and not-found routes pass."
+                            "An RPKI-invalid route is refused (rs:1101:13); valid and not-found routes pass, marked rs:1000:1 and rs:1000:2 in the looking glass."
                         }
                         vixp_fabric::InvalidAction::Tag => {
-                            "An RPKI-invalid route is accepted and marked rs:1000:4."
+                            "An RPKI-invalid route is accepted and announced to members; the looking glass marks it rs:1000:4 (valid rs:1000:1, not found rs:1000:2)."
                         }
                     }),
                     text(match rpki.aspa {
@@ -519,7 +525,7 @@ fn describe(filter: Filter, context: &Context<'_>) -> (&'static str, Vec<Block>)
                             " ASPA verification refuses a path that ASPA records show to be a route leak."
                         }
                         vixp_fabric::AspaAction::Tag => {
-                            " ASPA verification runs and only marks its outcome."
+                            " ASPA verification runs and only marks its outcome in the looking glass (rs:1002:1 valid, rs:1002:2 unknown, rs:1002:4 invalid)."
                         }
                         vixp_fabric::AspaAction::Off => "",
                     }),
@@ -694,12 +700,20 @@ fn rpki_blocks(rpki: Option<&RpkiPolicy>) -> Vec<Block> {
         InvalidAction::Reject => vec![
             text("An RPKI-invalid route is refused ("),
             code("invalid: reject"),
-            text("); valid and not-found routes pass."),
+            text("); valid and not-found routes pass. The looking glass marks each accepted route with its state: "),
+            code("rs:1000:1"),
+            text(" valid, "),
+            code("rs:1000:2"),
+            text(" not found, "),
+            code("rs:1000:3"),
+            text(" not checked yet (no payload loaded); members never receive these."),
         ],
         InvalidAction::Tag => vec![
-            text("An RPKI-invalid route is accepted and only marked in the looking glass ("),
+            text("An RPKI-invalid route is accepted and announced to members ("),
             code("invalid: tag"),
-            text(")."),
+            text("); the looking glass marks it "),
+            code("rs:1000:4"),
+            text("."),
         ],
     }));
     blocks.push(paragraph(match rpki.aspa {
@@ -709,9 +723,15 @@ fn rpki_blocks(rpki: Option<&RpkiPolicy>) -> Vec<Block> {
             text(")."),
         ],
         AspaAction::Tag => vec![
-            text("ASPA verification runs and its outcome is only shown ("),
+            text("ASPA verification runs and its outcome is only shown in the looking glass ("),
             code("aspa: tag"),
-            text(")."),
+            text("): "),
+            code("rs:1002:1"),
+            text(" valid, "),
+            code("rs:1002:2"),
+            text(" unknown, "),
+            code("rs:1002:4"),
+            text(" invalid."),
         ],
         AspaAction::Off => vec![
             text("ASPA verification is off ("),

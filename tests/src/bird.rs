@@ -36,6 +36,8 @@ pub struct BirdProtocol {
     pub neighbor_asn: u32,
     /// Whether the neighbour is a route-server client (RFC 7947 `rs client`).
     pub rs_client: bool,
+    /// BIRD's `local role` (RFC 9234: `rs_client`, `customer`, ...), if any.
+    pub local_role: Option<String>,
 }
 
 /// What a BIRD instance is: its identity, sessions and announcements.
@@ -97,6 +99,9 @@ impl BirdConfig {
                 if let Some(next_hop) = announcement.next_hop {
                     let _ = writeln!(conf, "    bgp_next_hop = {next_hop};");
                 }
+                if let Some(otc) = announcement.otc {
+                    let _ = writeln!(conf, "    bgp_otc = {otc};");
+                }
                 conf.push_str("    accept;\n  }\n");
             }
             conf.push_str("  reject;\n}\n");
@@ -124,6 +129,9 @@ impl BirdConfig {
                 "  hold time {HOLD_TIME}; keepalive time {KEEPALIVE_TIME};\n  \
                  connect delay time 1; connect retry time 2; error wait time 1, 4;"
             );
+            if let Some(role) = &protocol.local_role {
+                let _ = writeln!(conf, "  local role {role};");
+            }
             if protocol.rs_client {
                 conf.push_str("  rs client;\n");
                 let _ = writeln!(
@@ -547,6 +555,7 @@ rs6        BGP        ---        start  16:09:34.559  Active        Socket: Conn
                 neighbor: "198.18.0.1".parse().expect("ip"),
                 neighbor_asn: 64500,
                 rs_client: false,
+                local_role: None,
             }],
             announcements: vec![Announcement {
                 med: Some(10),
@@ -588,6 +597,7 @@ rs6        BGP        ---        start  16:09:34.559  Active        Socket: Conn
                 neighbor: "fd00:198:18::11".parse().expect("ip"),
                 neighbor_asn: 64501,
                 rs_client: true,
+                local_role: Some("rs_server".to_owned()),
             }],
             announcements: Vec::new(),
         };

@@ -259,12 +259,21 @@ pub struct FabricExtras {
     /// `(member name, YAML lines)` added to that member's entry, each indented by four spaces
     /// (`    blackhole: true`).
     pub members: Vec<(String, String)>,
+    /// `(member name, role)`: a BIRD member's `local role` towards the route server (RFC
+    /// 9234: `rs_client`, `customer`, ...). Not fabric text, but set up with it.
+    pub bird_roles: Vec<(String, String)>,
 }
 
 impl FabricExtras {
     /// Adds `lines` to member `name`'s entry.
     pub fn member(mut self, name: &str, lines: &str) -> Self {
         self.members.push((name.to_owned(), lines.to_owned()));
+        self
+    }
+
+    /// Gives BIRD member `name` the `local role` `role` on its sessions with the route server.
+    pub fn bird_role(mut self, name: &str, role: &str) -> Self {
+        self.bird_roles.push((name.to_owned(), role.to_owned()));
         self
     }
 
@@ -346,7 +355,12 @@ impl Exchange {
         };
         let mut running = Vec::new();
         for (spec, host) in members.into_iter().zip(hosts) {
-            let router = start_member(&spec, &host, &dir)?;
+            let role = extras
+                .bird_roles
+                .iter()
+                .find(|(name, _)| *name == spec.name)
+                .map(|(_, role)| role.clone());
+            let router = start_member(&spec, &host, &dir, role)?;
             running.push(Member {
                 spec,
                 router: Some(router),
@@ -553,7 +567,12 @@ impl Exchange {
     }
 }
 
-fn start_member(spec: &MemberSpec, host: &Host, dir: &TempDir) -> Result<Router, Error> {
+fn start_member(
+    spec: &MemberSpec,
+    host: &Host,
+    dir: &TempDir,
+    local_role: Option<String>,
+) -> Result<Router, Error> {
     let route_server_v4 = IpAddr::V4(lan_ipv4(ROUTE_SERVER_HOST));
     let route_server_v6 = IpAddr::V6(lan_ipv6(ROUTE_SERVER_HOST));
     match spec.kind {
@@ -564,6 +583,7 @@ fn start_member(spec: &MemberSpec, host: &Host, dir: &TempDir) -> Result<Router,
                 neighbor,
                 neighbor_asn: ROUTE_SERVER_ASN,
                 rs_client: false,
+                local_role: local_role.clone(),
             };
             let config = BirdConfig {
                 router_id: spec.ipv4(),
@@ -637,6 +657,7 @@ pub fn route_server_bird_config(members: &[MemberSpec]) -> BirdConfig {
             neighbor: IpAddr::V4(member.ipv4()),
             neighbor_asn: member.asn,
             rs_client: true,
+            local_role: None,
         });
         protocols.push(BirdProtocol {
             name: format!("{}6", member.name),
@@ -644,6 +665,7 @@ pub fn route_server_bird_config(members: &[MemberSpec]) -> BirdConfig {
             neighbor: IpAddr::V6(member.ipv6()),
             neighbor_asn: member.asn,
             rs_client: true,
+            local_role: None,
         });
     }
     BirdConfig {

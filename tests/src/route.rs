@@ -49,6 +49,9 @@ pub struct Announcement {
     /// A NEXT_HOP other than the member's own address (BIRD members only), which the route
     /// server must refuse.
     pub next_hop: Option<std::net::IpAddr>,
+    /// An OTC (Only to Customer, RFC 9234) attribute with this ASN (BIRD members only): a
+    /// leaked route the route server must refuse.
+    pub otc: Option<u32>,
 }
 
 impl Announcement {
@@ -62,6 +65,7 @@ impl Announcement {
             prepend: 0,
             foreign_path: Vec::new(),
             next_hop: None,
+            otc: None,
         }
     }
 

@@ -581,6 +581,7 @@ fn impostor_config(
                 neighbor,
                 neighbor_asn: member.asn,
                 rs_client: false,
+                local_role: None,
             });
         }
     }

@@ -2,8 +2,10 @@
 //! threshold, the ansible playbook passes `ansible-lint` (production profile) and
 //! `--syntax-check`, and a real run with a local connection into scratch roots (one per host of
 //! a route server and two members) installs binaries, keys, checked configs, units and the
-//! nftables snippet; a second run changes nothing; bad inventory values stop the run before
-//! anything changes; a config the binary's check refuses never replaces the installed one.
+//! nftables snippet, and the members' router snippets (BIRD and FRR, sessions with both route
+//! servers, parsed by bird -p and vtysh -C); a second run changes nothing; bad inventory values
+//! stop the run before anything changes; a config the binary's check refuses never replaces
+//! the installed one.
 //!
 //! Tools come from scripts/test: Debian's ansible, nftables, wireguard-tools and systemd, and
 //! ansible-lint from PyPI in target/ansible-venv. A missing tool fails the test with the fix.
@@ -20,7 +22,8 @@ use vixp_tests::{TempDir, binary_path, workspace::target_dir, workspace_root};
 /// The pinned ansible-lint that scripts/test installs.
 const ANSIBLE_LINT_VENV: &str = "ansible-venv";
 
-/// The three hosts of the test exchange: (inventory host, group, fabric entry YAML).
+/// The three hosts of the test exchange: (inventory host, group, fabric entry YAML and host
+/// variables). A second route server, rs2, is external (`vixp_external_route_servers`).
 const HOSTS: [(&str, &str, &str); 3] = [
     (
         "rs1",
@@ -30,12 +33,13 @@ const HOSTS: [(&str, &str, &str); 3] = [
     (
         "alpha",
         "vixp_members",
-        "vixp_member: {name: alpha, asn: 64501, ipv4: 198.18.0.11, ipv6: \"fd00:198:18::11\", endpoint: \"198.18.1.11:51820\", max_prefix: {ipv4: 100}}",
+        "vixp_member: {name: alpha, asn: 64501, ipv4: 198.18.0.11, ipv6: \"fd00:198:18::11\", endpoint: \"198.18.1.11:51820\", max_prefix: {ipv4: 100}}\n          \
+         vixp_router_dialect: bird\n          vixp_router_prefixes: [198.18.131.0/24]",
     ),
     (
         "bravo",
         "vixp_members",
-        "vixp_member: {name: bravo, asn: 64502, ipv4: 198.18.0.12}",
+        "vixp_member: {name: bravo, asn: 64502, ipv4: 198.18.0.12}\n          vixp_router_dialect: frr",
     ),
 ];
 
@@ -236,9 +240,12 @@ impl Deployment {
              vixp_exchange: {{name: VIXP-Deploy-Test, contact: noc@example.net}}\n    \
              vixp_lan: {{ipv4: 198.18.0.0/24, ipv6: \"fd00:198:18::/64\"}}\n    \
              vixp_policy: {{allow_prefixes: [198.18.0.0/15, \"fd00::/8\"], reject_private_asns: false}}\n    \
+             vixp_external_route_servers:\n      - {{name: rs2, asn: 64500, ipv4: 198.18.0.2, ipv6: \"fd00:198:18::2\", public_key: \"wXSpcjliqzsPb3VBinPpXzMK6yV1gpS8Bd2AjwYccRQ=\"}}\n    \
+             vixp_router_reload_command: \"touch {markers}/router-reloaded-{{{{ inventory_hostname }}}}\"\n    \
              vixp_external_members:\n      - {{name: charlie, asn: 64503, ipv4: 198.18.0.13, public_key: \"1qUUmoGpHvzGyNi8ollQkmgu9aA3ZhWDhqh/y4VySgQ=\"}}\n  \
              children:\n{children}",
             release = self.dir.path().join("release").display(),
+            markers = self.dir.path().display(),
         );
         let path = self.dir.path().join("inventory.yml");
         fs::write(&path, edit(text)).expect("write inventory");
@@ -406,6 +413,80 @@ fn assert_installed(deployment: &Deployment, host: &str) {
     verify_units(&units_dir, &services);
 }
 
+/// The members' router snippets, rendered on their hosts by `vixp router-config` from the
+/// installed node and fabric files: sessions with both route servers, exactly what the binary
+/// prints, parsed by the routers' own parsers; the opted-in reload command ran once each.
+fn assert_router_snippets(deployment: &Deployment) {
+    let alpha = deployment.root("alpha");
+    let bird_conf = alpha.join("etc/vixp/router/bird.conf");
+    let snippet = fs::read_to_string(&bird_conf).expect("read alpha's BIRD snippet");
+    for line in [
+        "neighbor 198.18.0.1 as 64500;",
+        "neighbor fd00:198:18::1 as 64500;",
+        "neighbor 198.18.0.2 as 64500;",
+        "neighbor fd00:198:18::2 as 64500;",
+        "define VIXP_OWN_V4 = [ 198.18.131.0/24 ];",
+    ] {
+        assert!(
+            snippet.contains(line),
+            "alpha's snippet lacks {line:?}:\n{snippet}"
+        );
+    }
+    let printed = run(Command::new(binary_path("vixp"))
+        .args(["router-config", "bird", "--prefix", "198.18.131.0/24", "-c"])
+        .arg(alpha.join("etc/vixp/node.yaml")));
+    assert!(
+        printed.status.success(),
+        "router-config: {}",
+        text(&printed)
+    );
+    assert_eq!(
+        snippet,
+        format!("{}\n", String::from_utf8_lossy(&printed.stdout).trim_end()),
+        "alpha's snippet is not what vixp router-config prints from the installed files"
+    );
+    let wrapper = deployment.dir.path().join("alpha-bird.conf");
+    fs::write(
+        &wrapper,
+        format!(
+            "router id 198.18.0.11;\nprotocol device {{ }}\ninclude \"{}\";\n",
+            bird_conf.display()
+        ),
+    )
+    .expect("write bird wrapper");
+    let bird = tool("bird", "install bird2 (scripts/test does)");
+    let output = run(Command::new(bird).arg("-p").arg("-c").arg(&wrapper));
+    assert!(output.status.success(), "bird -p: {}", text(&output));
+
+    let frr_conf = deployment.root("bravo").join("etc/vixp/router/frr.conf");
+    let snippet = fs::read_to_string(&frr_conf).expect("read bravo's FRR snippet");
+    for line in [
+        " neighbor 198.18.0.1 remote-as 64500\n",
+        " neighbor 198.18.0.2 remote-as 64500\n",
+    ] {
+        assert!(
+            snippet.contains(line),
+            "bravo's snippet lacks {line:?}:\n{snippet}"
+        );
+    }
+    let vtysh = tool("vtysh", "install frr (scripts/test does)");
+    let output = run(Command::new(vtysh).arg("-C").arg("-f").arg(&frr_conf));
+    assert!(output.status.success(), "vtysh -C: {}", text(&output));
+
+    assert!(
+        !deployment.root("rs1").join("etc/vixp/router").exists(),
+        "rs1 (dialect none) got a router snippet"
+    );
+    for host in ["alpha", "bravo"] {
+        let marker = deployment
+            .dir
+            .path()
+            .join(format!("router-reloaded-{host}"));
+        assert!(marker.is_file(), "{host}'s reload command did not run");
+        fs::remove_file(&marker).expect("remove marker");
+    }
+}
+
 #[test]
 fn the_playbook_deploys_an_exchange_into_scratch_roots_and_refuses_bad_input() {
     let deployment = Deployment::new();
@@ -433,6 +514,7 @@ fn the_playbook_deploys_an_exchange_into_scratch_roots_and_refuses_bad_input() {
         let other = fs::read(deployment.root(host).join("etc/vixp/fabric.yaml")).expect("read");
         assert_eq!(fabric, other, "{host} and rs1 hold different fabric files");
     }
+    assert_router_snippets(&deployment);
 
     // A second run changes nothing.
     let before = deployment.snapshot();
@@ -444,6 +526,16 @@ fn the_playbook_deploys_an_exchange_into_scratch_roots_and_refuses_bad_input() {
         counts.iter().all(|(_, changed)| *changed == 0),
         "second run changed something: {counts:?}\n{output}"
     );
+    for host in ["alpha", "bravo"] {
+        let marker = deployment
+            .dir
+            .path()
+            .join(format!("router-reloaded-{host}"));
+        assert!(
+            !marker.exists(),
+            "{host}'s router reloaded for an unchanged snippet"
+        );
+    }
     assert!(
         before == deployment.snapshot(),
         "second run touched the scratch roots"
@@ -451,7 +543,7 @@ fn the_playbook_deploys_an_exchange_into_scratch_roots_and_refuses_bad_input() {
 
     // Bad inventory values stop the run in its first play, with a message naming the
     // problem, and nothing in any root changes.
-    let bad_values: [(&str, &str, &str); 3] = [
+    let bad_values: [(&str, &str, &str); 5] = [
         ("asn: 64501,", "asn: 4294967295,", "alpha: vixp_member"),
         (
             "ipv4: 198.18.0.12}",
@@ -462,6 +554,16 @@ fn the_playbook_deploys_an_exchange_into_scratch_roots_and_refuses_bad_input() {
             ", public_key: \"1qUUmoGpHvzGyNi8ollQkmgu9aA3ZhWDhqh/y4VySgQ=\"",
             "",
             "public_key missing",
+        ),
+        (
+            "vixp_router_dialect: bird",
+            "vixp_router_dialect: quagga",
+            "valid is none (the default: no snippet), bird, frr or openbgpd",
+        ),
+        (
+            "[198.18.131.0/24]",
+            "[198.18.131.1/24]",
+            "host bits are set; did you mean 198.18.131.0/24?",
         ),
     ];
     for (from, to, message) in bad_values {

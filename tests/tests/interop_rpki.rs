@@ -177,6 +177,54 @@ fn rpki_invalid_routes_from_a_bird_member_never_reach_the_others_and_say_why() {
         }
     }
 
+    // The looking-glass view marks each accepted route with its RPKI state (Euro-IX
+    // informational rs:1000:1 valid, rs:1000:2 not found); the members never receive them.
+    for id in ["golf.ipv4", "golf.ipv6"] {
+        let body = exchange
+            .route_server_get(&format!("/api/v1/neighbors/{id}/routes/received"))
+            .expect("received routes");
+        let value: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        let routes = value["routes"].as_array().expect("routes");
+        let family = |text: &&str| text.contains(':') == id.ends_with("ipv6");
+        // The accepted ones: the refused are in the filtered view.
+        let accepted = GOLF
+            .iter()
+            .filter(|(text, _, state)| family(text) && *state != "invalid")
+            .count();
+        assert_eq!(routes.len(), accepted, "{id}: {routes:#?}");
+        for route in routes {
+            let network = route["network"].as_str().unwrap_or_default();
+            let (_, _, state) = GOLF
+                .iter()
+                .find(|(text, _, _)| *text == network)
+                .unwrap_or_else(|| panic!("{network} is not golf's"));
+            let expected = match *state {
+                "valid" => vec![serde_json::json!([ROUTE_SERVER_ASN, 1000, 1])],
+                "not_found" => vec![serde_json::json!([ROUTE_SERVER_ASN, 1000, 2])],
+                _ => panic!("the refused {network} is listed as accepted: {route:#}"),
+            };
+            let tags: Vec<serde_json::Value> = route["bgp"]["large_communities"]
+                .as_array()
+                .expect("large communities")
+                .iter()
+                .filter(|community| community[0] == ROUTE_SERVER_ASN)
+                .cloned()
+                .collect();
+            assert_eq!(tags, expected, "{route:#}");
+        }
+    }
+    for name in ["hotel", "india"] {
+        for route in exchange.member(name).routes().expect("routes") {
+            assert!(
+                route
+                    .large_communities
+                    .iter()
+                    .all(|community| community.0 != ROUTE_SERVER_ASN),
+                "{name} received the route server's informational communities: {route:?}"
+            );
+        }
+    }
+
     let series =
         "route_server_routes_filtered{member=\"golf\",family=\"ipv4\",reason=\"rpki_invalid\"} 1";
     exchange.wait_for(

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
+use crate::role::{Role, RolePolicy};
 use crate::types::Family;
 use crate::wire::{
     self, Capabilities, CeaseSubcode, DecodeContext, EncodeContext, MAX_MESSAGE_LEN, Message,
@@ -95,6 +96,8 @@ pub struct Negotiated {
     pub max_message_len: u16,
     /// The peer is in another AS (eBGP): no LOCAL_PREF is sent, RFC 7606 external rules apply.
     pub external: bool,
+    /// The peer's BGP Role (RFC 9234), when this side has one and the peer announced its own.
+    pub peer_role: Option<Role>,
 }
 
 impl Negotiated {
@@ -150,12 +153,25 @@ pub struct Session {
     negotiated: Option<Negotiated>,
     decode_context: DecodeContext,
     counters: Counters,
+    role: Option<RolePolicy>,
 }
 
 impl Session {
     /// A session on a connection that just came up: OPEN queued, state OpenSent, hold timer
     /// at 240 s (RFC 4271 section 8.2.2, Event 16/17).
     pub fn new(config: SessionConfig, direction: Direction, now: Instant) -> Session {
+        Session::with_role(config, None, direction, now)
+    }
+
+    /// [`Session::new`] for a session with a BGP Role (RFC 9234): the OPEN carries the Role
+    /// capability, and the peer's OPEN is refused with Role Mismatch when its role does not
+    /// match (or, in strict mode, is missing).
+    pub fn with_role(
+        config: SessionConfig,
+        role: Option<RolePolicy>,
+        direction: Direction,
+        now: Instant,
+    ) -> Session {
         let external = config.local_asn != config.peer_asn;
         let mut session = Session {
             config,
@@ -173,11 +189,13 @@ impl Session {
                 ..DecodeContext::INITIAL
             },
             counters: Counters::default(),
+            role,
         };
         let capabilities = Capabilities {
             families: session.config.families.clone(),
             route_refresh: session.config.route_refresh,
             extended_message: session.config.extended_messages,
+            roles: role.map(|role| role.local.value()).into_iter().collect(),
             ..Capabilities::default()
         };
         let open = Open::new(
@@ -418,6 +436,16 @@ impl Session {
             self.fail(notification);
             return;
         }
+        // RFC 9234 section 4.2: the roles must match; a session without a role of its own
+        // ignores the peer's.
+        let peer_role = match self.role.map(|role| role.check(&open.capabilities.roles)) {
+            None => None,
+            Some(Ok(role)) => role,
+            Some(Err(notification)) => {
+                self.fail(notification);
+                return;
+            }
+        };
         let peer = &open.capabilities;
         let peer_families = peer.unicast_families();
         let families: Vec<Family> = self
@@ -442,6 +470,7 @@ impl Session {
                 MAX_MESSAGE_LEN
             },
             external: self.decode_context.external,
+            peer_role,
         };
         self.decode_context.four_octet_as = negotiated.four_octet_as;
         self.decode_context.max_message_len = negotiated.max_message_len;

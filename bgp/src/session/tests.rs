@@ -645,3 +645,125 @@ fn send_update_outside_established_is_dropped() {
         .send_update(encode_end_of_rib(Family::Ipv4), peer.now);
     assert!(peer.sent().is_empty());
 }
+
+/// A pair whose two sides have the given BGP roles (RFC 9234).
+fn role_pair(a: Option<RolePolicy>, b: Option<RolePolicy>) -> Pair {
+    let now = Instant::now();
+    let mut pair = Pair {
+        a: Session::with_role(config_a(), a, Direction::Outgoing, now),
+        b: Session::with_role(config_b(), b, Direction::Incoming, now),
+        now,
+        events_a: Vec::new(),
+        events_b: Vec::new(),
+    };
+    pair.shuttle();
+    pair
+}
+
+const ROUTE_SERVER: RolePolicy = RolePolicy {
+    local: Role::RouteServer,
+    strict: false,
+};
+
+fn client(role: Role) -> Option<RolePolicy> {
+    Some(RolePolicy {
+        local: role,
+        strict: false,
+    })
+}
+
+#[test]
+fn a_route_server_and_an_rs_client_establish_and_learn_each_others_role() {
+    let pair = role_pair(Some(ROUTE_SERVER), client(Role::RouteServerClient));
+    assert_eq!(
+        (pair.a.state(), pair.b.state()),
+        (State::Established, State::Established)
+    );
+    let peer_roles = (
+        pair.a.negotiated().and_then(|n| n.peer_role),
+        pair.b.negotiated().and_then(|n| n.peer_role),
+    );
+    assert_eq!(
+        peer_roles,
+        (Some(Role::RouteServerClient), Some(Role::RouteServer))
+    );
+}
+
+#[test]
+fn a_peer_without_a_role_is_accepted_unless_strict() {
+    let pair = role_pair(Some(ROUTE_SERVER), None);
+    assert_eq!(pair.a.state(), State::Established);
+    assert_eq!(pair.a.negotiated().and_then(|n| n.peer_role), None);
+
+    let strict = RolePolicy {
+        strict: true,
+        ..ROUTE_SERVER
+    };
+    let pair = role_pair(Some(strict), None);
+    assert_eq!(pair.a.state(), State::Idle);
+    let sent = pair.events_a.iter().find_map(|event| match event {
+        Event::Down(DownReason::NotificationSent(notification)) => Some(notification.clone()),
+        _ => None,
+    });
+    assert_eq!(sent.map(|n| (n.code, n.subcode)), Some((2, 11)));
+}
+
+#[test]
+fn a_mismatching_role_is_refused_with_role_mismatch() {
+    for wrong in [
+        Role::Customer,
+        Role::Provider,
+        Role::Peer,
+        Role::RouteServer,
+    ] {
+        let pair = role_pair(Some(ROUTE_SERVER), client(wrong));
+        assert_eq!(pair.a.state(), State::Idle, "{wrong:?}");
+        // Both sides check: whichever reads the other's OPEN first sends the NOTIFICATION.
+        let reasons: Vec<String> = [down_reason(&pair.events_a), down_reason(&pair.events_b)]
+            .into_iter()
+            .flatten()
+            .filter_map(|reason| reason.notification().map(Notification::describe))
+            .collect();
+        assert!(
+            reasons.iter().all(|text| text.contains("Role Mismatch")) && !reasons.is_empty(),
+            "{wrong:?}: {reasons:?}"
+        );
+    }
+}
+
+#[test]
+fn the_route_servers_open_carries_role_rs_in_capability_9() {
+    let now = Instant::now();
+    let mut session = Session::with_role(config_a(), Some(ROUTE_SERVER), Direction::Outgoing, now);
+    let open = session.poll_transmit().expect("OPEN queued");
+    assert!(
+        open.windows(3).any(|window| window == [9, 1, 1]),
+        "{open:02x?}"
+    );
+    let plain = Session::new(config_a(), Direction::Outgoing, now)
+        .poll_transmit()
+        .expect("OPEN queued");
+    assert!(
+        !plain.windows(2).any(|window| window == [9, 1]),
+        "{plain:02x?}"
+    );
+}
+
+#[test]
+fn the_route_server_itself_refuses_a_customer_role_in_the_peers_open() {
+    let now = Instant::now();
+    let mut session = Session::with_role(config_a(), Some(ROUTE_SERVER), Direction::Incoming, now);
+    let capabilities = Capabilities {
+        families: vec![Family::Ipv4],
+        roles: vec![Role::Customer.value()],
+        ..Capabilities::default()
+    };
+    let open = Open::new(SPEAKER_B, 90, Ipv4Addr::new(198, 18, 0, 2), capabilities);
+    session.handle_received(&wire::encode_open(&open), now);
+    assert_eq!(session.state(), State::Idle);
+    let sent: Vec<Bytes> = std::iter::from_fn(|| session.poll_transmit()).collect();
+    // OPEN, then NOTIFICATION 2/11 with no data: 19-byte header + code + subcode.
+    let notification = sent.last().expect("NOTIFICATION sent");
+    assert_eq!(notification.len(), 21, "{notification:02x?}");
+    assert_eq!(&notification[18..], &[3, 2, 11]);
+}

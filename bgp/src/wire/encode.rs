@@ -82,7 +82,7 @@ enum Carrier {
 /// IPv6 goes in MP_REACH_NLRI with the global and optional link-local next hop (RFC 2545;
 /// an IPv4 next hop is sent IPv4-mapped). LOCAL_PREF is left out when `cx.external`
 /// (RFC 4271 section 5.1.5); optional transitive attributes from `attributes.other` gain the
-/// Partial bit (RFC 4271 section 5), other kinds of `other` entries are not sent. A peer that
+/// Partial bit (RFC 4271 section 5) except OTC, which vixp recognizes, other kinds of `other` entries are not sent. A peer that
 /// is not 4-octet capable gets AS_TRANS in AS_PATH and AGGREGATOR plus AS4_PATH and
 /// AS4_AGGREGATOR (RFC 6793 section 4.2.2).
 ///
@@ -442,8 +442,13 @@ fn encode_attributes(
             raw.flags & flag::OPTIONAL_TRANSITIVE == flag::OPTIONAL_TRANSITIVE;
         if optional_transitive && !attribute_type::GENERATED.contains(&raw.type_code) {
             // RFC 4271 section 5: an unrecognized optional transitive attribute passed on
-            // gets the Partial bit.
-            list.push((raw.type_code, raw.flags | flag::PARTIAL, raw.value.clone()));
+            // gets the Partial bit; OTC (RFC 9234 section 5) is recognized and keeps its flags.
+            let flags = if raw.type_code == crate::role::OTC_ATTRIBUTE {
+                raw.flags
+            } else {
+                raw.flags | flag::PARTIAL
+            };
+            list.push((raw.type_code, flags, raw.value.clone()));
         }
     }
     list.sort_by_key(|(type_code, _, _)| *type_code);

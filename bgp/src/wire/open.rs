@@ -17,6 +17,7 @@ mod code {
     pub const ROUTE_REFRESH: u8 = 2;
     pub const EXTENDED_MESSAGE: u8 = 6;
     pub const FOUR_OCTET_AS: u8 = 65;
+    pub const ROLE: u8 = crate::role::ROLE_CAPABILITY;
 }
 
 /// The capabilities of an OPEN that vixp acts on; the rest are listed by code.
@@ -32,6 +33,10 @@ pub struct Capabilities {
     pub route_refresh: bool,
     /// Extended message capability (RFC 8654 section 3).
     pub extended_message: bool,
+    /// BGP Role capability values (RFC 9234 section 4.1), one per capability: vixp sends at
+    /// most one; every one received is kept so that disagreeing repeats can be refused. A
+    /// role capability whose length is not 1 is kept as 255, which matches no role.
+    pub roles: Vec<u8>,
     /// Codes of other capabilities received (not sent by vixp).
     pub other_codes: Vec<u8>,
 }
@@ -88,7 +93,7 @@ impl Open {
 }
 
 /// Encodes an OPEN with one Capabilities optional parameter (RFC 5492 section 4) holding
-/// the multiprotocol, route refresh, extended message and 4-octet AS capabilities.
+/// the multiprotocol, route refresh, extended message, 4-octet AS and BGP Role capabilities.
 pub fn encode_open(open: &Open) -> Bytes {
     let mut capabilities = Vec::with_capacity(32);
     for family in &open.capabilities.families {
@@ -111,6 +116,9 @@ pub fn encode_open(open: &Open) -> Bytes {
     if let Some(asn) = open.capabilities.four_octet_as {
         capabilities.extend_from_slice(&[code::FOUR_OCTET_AS, 4]);
         capabilities.extend_from_slice(&asn.to_be_bytes());
+    }
+    for role in &open.capabilities.roles {
+        capabilities.extend_from_slice(&[code::ROLE, 1, *role]);
     }
     capabilities.truncate(253);
     let parameters_len = if capabilities.is_empty() {
@@ -163,6 +171,16 @@ pub(crate) fn decode_open(message: &Bytes) -> Result<Open, DecodeError> {
                         .push((u16::from_be_bytes([afi_high, afi_low]), safi));
                 }
             }
+            Capability::Role { role } => capabilities.roles.push(role.to_u8()),
+            Capability::Unknown {
+                code: code::ROLE,
+                data,
+            } => capabilities.roles.push(
+                data.first()
+                    .copied()
+                    .filter(|_| data.len() == 1)
+                    .unwrap_or(u8::MAX),
+            ),
             Capability::RouteRefresh => capabilities.route_refresh = true,
             Capability::ExtendedMessage => capabilities.extended_message = true,
             other => capabilities.other_codes.push(other.code()),
@@ -222,6 +240,43 @@ mod tests {
         assert_eq!(open.two_octet_asn, AS_TRANS);
         let decoded = decode_message(encode_open(&open), &DecodeContext::INITIAL);
         assert_eq!(decoded, Ok(Message::Open(open)));
+    }
+
+    #[test]
+    fn role_capability_is_code_9_length_1_both_ways() {
+        let capabilities = Capabilities {
+            families: vec![Family::Ipv4],
+            roles: vec![crate::role::Role::RouteServer.value()],
+            ..Capabilities::default()
+        };
+        let open = Open::new(64500, 90, Ipv4Addr::new(198, 18, 0, 1), capabilities);
+        let bytes = encode_open(&open);
+        // ... 4-octet AS (65, 4, AS64500), then the role: 9, 1, RS (1).
+        assert!(
+            bytes.ends_with(&[65, 4, 0, 0, 0xfb, 0xf4, 9, 1, 1]),
+            "{bytes:02x?}"
+        );
+        let decoded = decode_message(bytes, &DecodeContext::INITIAL);
+        assert_eq!(decoded, Ok(Message::Open(open)));
+    }
+
+    #[test]
+    fn received_roles_are_kept_raw_and_repeated() {
+        // An OPEN as BIRD 2.0.12 sends it with `local role rs_client` (capability 9, value 2),
+        // followed by a second role capability with another value and one of length 2.
+        let mut body = vec![4, 0xfb, 0xf5, 0, 9, 198, 18, 0, 11];
+        let parameters = [2, 16, 9, 1, 2, 9, 1, 3, 9, 2, 2, 2, 65, 4, 0, 0, 0xfb, 0xf5];
+        body.push(parameters.len() as u8);
+        body.extend_from_slice(&parameters);
+        let mut message = vec![0xff; 16];
+        message.extend_from_slice(&((19 + body.len()) as u16).to_be_bytes());
+        message.push(1);
+        message.extend_from_slice(&body);
+        let Ok(Message::Open(open)) = decode_message(Bytes::from(message), &DecodeContext::INITIAL)
+        else {
+            panic!("not an OPEN");
+        };
+        assert_eq!(open.capabilities.roles, [2, 3, 255]);
     }
 
     #[test]

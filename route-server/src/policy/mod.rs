@@ -17,7 +17,8 @@
 //! 7. [`filters::bogon_prefix`]: not a bogon, the default route or inside the LAN.
 //! 8. [`filters::prefix_length`]: within the family's length range; a BLACKHOLE route may be
 //!    as long as /32 or /128. Then `blackhole::blackhole`: a BLACKHOLE route comes from a
-//!    member that opted in, inside its IRR prefixes.
+//!    member that opted in, inside its IRR prefixes. Then `otc::otc`: no OTC attribute on a
+//!    route from a member, an RS-client (RFC 9234 section 5).
 //! 9. `irr::irr`: the prefix is in the member's IRR prefixes (within each entry's length
 //!    range) and the origin among its IRR origin ASNs; a member without IRR data, or without
 //!    one of the two lists, is not checked against it. Then RPKI origin validation.
@@ -29,6 +30,7 @@
 mod blackhole;
 pub mod filters;
 mod irr;
+mod otc;
 mod pipeline;
 mod reason;
 

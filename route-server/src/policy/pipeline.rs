@@ -34,6 +34,8 @@ pub enum Filter {
     /// `blackhole::blackhole`: BLACKHOLE routes only from members that opted in, for their
     /// own space.
     Blackhole,
+    /// `otc::otc`: no OTC on a route from an RS-client (RFC 9234 section 5).
+    Otc,
     /// [`super::irr::irr`].
     Irr,
     /// [`crate::rpki::filter`]: origin validation and ASPA (needs `policy.rpki`).
@@ -45,7 +47,7 @@ pub enum Filter {
 impl Filter {
     /// The filters in the order `policy::import` runs them: the first that refuses a route
     /// gives its reason (issue 5, item 1).
-    pub const ORDER: [Filter; 12] = [
+    pub const ORDER: [Filter; 13] = [
         Filter::NextHop,
         Filter::FirstAsn,
         Filter::AsPathLength,
@@ -55,6 +57,7 @@ impl Filter {
         Filter::BogonPrefix,
         Filter::PrefixLength,
         Filter::Blackhole,
+        Filter::Otc,
         Filter::Irr,
         Filter::Rpki,
         Filter::Communities,
@@ -79,6 +82,7 @@ impl Filter {
             Filter::BogonPrefix => filters::bogon_prefix(prefix, policy, lan),
             Filter::PrefixLength => super::blackhole::prefix_length(prefix, attributes, policy),
             Filter::Blackhole => super::blackhole::blackhole(prefix, attributes, neighbor),
+            Filter::Otc => super::otc::otc(attributes, neighbor),
             Filter::Irr => super::irr::irr(prefix, attributes, neighbor),
             Filter::Rpki => match &policy.rpki {
                 Some(rpki) => crate::rpki::filter(prefix, attributes, neighbor.rpki.as_ref(), rpki),
@@ -100,6 +104,7 @@ impl Filter {
             Filter::BogonPrefix => "bogon_prefix",
             Filter::PrefixLength => "prefix_length",
             Filter::Blackhole => "blackhole",
+            Filter::Otc => "otc",
             Filter::Irr => "irr",
             Filter::Rpki => "rpki",
             Filter::Communities => "communities",
@@ -159,6 +164,10 @@ impl Filter {
             Filter::Blackhole => vec![Reason::BlackholeNotAllowed {
                 member: member.clone(),
                 refusal: super::reason::BlackholeRefusal::NotOptedIn,
+            }],
+            Filter::Otc => vec![Reason::OtcLeak {
+                otc: None,
+                member: member.clone(),
             }],
             Filter::Irr => vec![
                 Reason::NotInIrrPrefixes {

@@ -102,6 +102,14 @@ pub enum Reason {
         /// Which condition failed.
         refusal: BlackholeRefusal,
     },
+    /// The route carries OTC (Only to Customer): its sender, an RS-client, learnt it from a
+    /// provider, a peer or a route server, so it is a route leak (RFC 9234 section 5).
+    OtcLeak {
+        /// The ASN in the OTC attribute (`None`: not four octets).
+        otc: Option<u32>,
+        /// The member that sent it.
+        member: Arc<str>,
+    },
     /// The prefix is not covered by the member's IRR prefix list (`irr.prefixes_file` or
     /// `irr.prefixes`).
     NotInIrrPrefixes {
@@ -197,7 +205,7 @@ pub enum BogonSource {
 
 impl Reason {
     /// Every label [`Reason::label`] can return, for registering metrics up front.
-    pub const LABELS: [&'static str; 16] = [
+    pub const LABELS: [&'static str; 17] = [
         "next_hop_not_peer",
         "first_as_not_peer",
         "as_path_empty",
@@ -209,6 +217,7 @@ impl Reason {
         "prefix_too_long",
         "prefix_too_short",
         "blackhole_not_allowed",
+        "otc_leak",
         "not_in_irr_prefixes",
         "origin_not_in_irr",
         "rpki_invalid",
@@ -236,6 +245,8 @@ impl Reason {
             Self::TooManyCommunities { .. } => 15,
             // IXP Manager and arouteserver have no BLACKHOLE code: the next free one.
             Self::BlackholeNotAllowed { .. } => 17,
+            // No IXP Manager or arouteserver code either.
+            Self::OtcLeak { .. } => 18,
             Self::RpkiInvalid { .. } => 13,
             // IXP Manager and arouteserver have no ASPA code yet: the next free one.
             Self::AspaInvalid { .. } => 16,
@@ -256,6 +267,7 @@ impl Reason {
             Self::PrefixTooLong { .. } => "prefix_too_long",
             Self::PrefixTooShort { .. } => "prefix_too_short",
             Self::BlackholeNotAllowed { .. } => "blackhole_not_allowed",
+            Self::OtcLeak { .. } => "otc_leak",
             Self::NotInIrrPrefixes { .. } => "not_in_irr_prefixes",
             Self::OriginNotInIrr { .. } => "origin_not_in_irr",
             Self::TooManyCommunities { .. } => "too_many_communities",
@@ -388,6 +400,21 @@ impl fmt::Display for Reason {
                 "BLACKHOLE (65535:666) route, but {member} has no IRR prefix data, so its own \
                  space is unknown"
             ),
+            Self::OtcLeak {
+                otc: Some(otc),
+                member,
+            } => write!(
+                f,
+                "route leak: the route carries OTC (Only to Customer, RFC 9234) set by AS{otc}, so \
+                 {member} learnt it from a provider, peer or route server and may not announce it \
+                 to the route server"
+            ),
+            Self::OtcLeak { otc: None, member } => write!(
+                f,
+                "route leak: the route carries OTC (Only to Customer, RFC 9234), so {member} \
+                 learnt it from a provider, peer or route server and may not announce it to the \
+                 route server"
+            ),
             Self::NotInIrrPrefixes { prefix, member } => write!(
                 f,
                 "{prefix} is not in {member}'s IRR prefixes (AS-SET or prefix list)"
@@ -486,6 +513,10 @@ mod tests {
                 member: Arc::from("alpha"),
                 refusal: BlackholeRefusal::NotOptedIn,
             },
+            Reason::OtcLeak {
+                otc: Some(64999),
+                member: Arc::from("alpha"),
+            },
             Reason::NotInIrrPrefixes {
                 prefix: "198.18.99.0/24".parse().expect("valid"),
                 member: Arc::from("alpha"),
@@ -534,6 +565,7 @@ mod tests {
                 ("prefix_too_long", 1),
                 ("prefix_too_short", 2),
                 ("blackhole_not_allowed", 17),
+                ("otc_leak", 18),
                 ("not_in_irr_prefixes", 9),
                 ("origin_not_in_irr", 10),
                 ("rpki_invalid", 13),

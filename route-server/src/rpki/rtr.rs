@@ -2,12 +2,15 @@
 //! crate's client, protocol version 2 with ASPA and fallback to 1) over the configured caches
 //! in preference order, plus the JSON VRP file. Driver code: the only RPKI part with sockets,
 //! tasks and clocks. It hands each new payload to the RIB task as `RibEvent::Rpki` and keeps
-//! the metrics; it must not judge routes.
+//! the metrics; it must not judge routes. The VRP file is read by the driver (at start-up,
+//! where a malformed file stops the start, and at every reload, where it refuses the reload)
+//! and handed in through [`RpkiTask`], so a file that does not parse never reaches this task.
 //!
 //! ```text
 //!  caches[0] --TCP/RTR--+                       (failover: next cache when one fails;
 //!  caches[1] --TCP/RTR--+--> run() --RibEvent::Rpki(set)--> RIB task   after the last,
-//!  vrp_file (JSON) -----+         \--> RpkiMetrics               wait `retry`, start over)
+//!  driver: RpkiTask ----+         \--> RpkiMetrics               wait `retry`, start over)
+//!   (policy + VRP file's set, watch; dropped: the task ends)
 //! ```
 //!
 //! Payload in force: the last set a cache delivered, until `expire` seconds after its last
@@ -30,7 +33,7 @@ use tracing::{info, warn};
 use vixp_bgp::Family;
 use vixp_fabric::{RpkiPolicy, RtrCache};
 
-use super::json;
+use super::json::{self, VrpFileError};
 use super::vrps::{Aspas, Vrp, VrpSet};
 use crate::driver::RibEvent;
 use crate::metrics::Metrics;
@@ -210,8 +213,72 @@ impl PayloadTarget for Target {
     }
 }
 
+/// What the driver hands the RPKI task: the policy in force and the VRP file's payload, read
+/// by the driver ([`read_file`]) at start-up and at every reload.
+#[derive(Debug, Clone)]
+pub struct Input {
+    /// `policy.rpki` of the fabric in force.
+    pub policy: RpkiPolicy,
+    /// The payload of `policy.vrp_file` (`None`: no file configured).
+    pub file: Option<Arc<VrpSet>>,
+}
+
+/// Reads the VRP file `policy` names; `Ok(None)` when it names none. A malformed file is
+/// refused whole ([`VrpFileError`] names the entry) and nothing changes.
+pub fn read_file(policy: &RpkiPolicy) -> Result<Option<Arc<VrpSet>>, VrpFileError> {
+    let Some(path) = &policy.vrp_file else {
+        return Ok(None);
+    };
+    let set = json::load(path)?;
+    info!(path = %path.display(), ipv4 = set.count(Family::Ipv4),
+        ipv6 = set.count(Family::Ipv6), aspas = set.aspa_count(), "VRP file read");
+    Ok(Some(Arc::new(set)))
+}
+
+/// The running RPKI task as the driver holds it: [`RpkiTask::update`] hands it a reloaded
+/// policy and VRP file; dropping the handle ends the task (the `rpki` block was removed).
+#[derive(Debug)]
+pub struct RpkiTask {
+    input: watch::Sender<Input>,
+}
+
+impl RpkiTask {
+    /// Spawns the task on `tasks` with `input` (VRP file already read).
+    pub fn spawn(
+        input: Input,
+        metrics: Arc<Metrics>,
+        events: mpsc::Sender<RibEvent>,
+        shutdown: watch::Receiver<bool>,
+        tasks: &mut tokio::task::JoinSet<()>,
+    ) -> RpkiTask {
+        let (sender, receiver) = watch::channel(input);
+        tasks.spawn(task(receiver, metrics, events, shutdown));
+        RpkiTask { input: sender }
+    }
+
+    /// Applies a reloaded policy and VRP file: the file's payload replaces the old one at
+    /// once (it is in force when no cache data is); a session with a cache no longer listed
+    /// ends, and the cache list is followed from then on.
+    pub fn update(&self, input: Input) {
+        self.input.send_replace(input);
+    }
+}
+
+/// Why a session with a cache ended.
+enum SessionEnd {
+    /// It failed before delivering any data.
+    Failed(String),
+    /// It ended after delivering data.
+    Ended,
+    /// A reload dropped the cache from the list.
+    Unlisted,
+    /// The route server is stopping, or the driver dropped the task.
+    Stop,
+}
+
 /// The state `run` keeps between caches.
 struct Source {
+    input: watch::Receiver<Input>,
     policy: RpkiPolicy,
     metrics: Arc<Metrics>,
     events: mpsc::Sender<RibEvent>,
@@ -254,55 +321,98 @@ impl Source {
         let _ = self.events.send(RibEvent::Rpki(current)).await;
     }
 
-    fn read_file(&mut self) {
-        let Some(path) = self.policy.vrp_file.clone() else {
-            return;
-        };
-        match json::load(&path) {
-            Ok(set) => {
-                info!(path = %path.display(), ipv4 = set.count(Family::Ipv4),
-                    ipv6 = set.count(Family::Ipv6), aspas = set.aspa_count(), "VRP file read");
-                self.file = Some(Arc::new(set));
-                self.metrics.rpki.vrp_file_error.set(0);
-                self.metrics.rpki.last_update.set(unix_now());
+    /// Takes the driver's latest input (policy and VRP file).
+    fn take_input(&mut self) {
+        let input = self.input.borrow_and_update().clone();
+        for cache in &input.policy.caches {
+            if !self.policy.caches.contains(cache) {
+                self.metrics.rpki.cache(cache).set(0);
             }
-            Err(error) => {
-                // The payload already in force stays.
-                warn!(%error, "VRP file refused; the RPKI payload in force is kept");
-                self.metrics.rpki.vrp_file_error.set(1);
+        }
+        match (&input.file, &self.file) {
+            // The same payload read again: the set in force stays, nothing is judged again.
+            (Some(new), Some(old)) if new == old => {}
+            (file, _) => {
+                if file.is_some() {
+                    self.metrics.rpki.last_update.set(unix_now());
+                }
+                self.file = input.file;
             }
+        }
+        self.metrics.rpki.vrp_file_error.set(0);
+        self.policy = input.policy;
+    }
+
+    /// Waits for a reload's input or the route server's stop; `false` when the task must end.
+    async fn reloaded(&mut self, shutdown: &mut watch::Receiver<bool>) -> bool {
+        tokio::select! {
+            changed = self.input.changed() => {
+                if changed.is_err() {
+                    return false;
+                }
+                self.take_input();
+                self.publish(Instant::now()).await;
+                true
+            }
+            changed = shutdown.changed() => changed.is_ok() && !*shutdown.borrow(),
         }
     }
 
-    /// One RTR session with `cache` until it fails; `Ok` if it delivered data at all.
+    /// One RTR session with `cache` until it fails, the cache is unlisted by a reload, or the
+    /// task stops.
     async fn session(
         &mut self,
         cache: &RtrCache,
         shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<(), String> {
+    ) -> SessionEnd {
         let address = cache.to_string();
-        let socket = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&address))
-            .await
-            .map_err(|_| format!("no answer within {CONNECT_TIMEOUT:?}"))?
-            .map_err(|error| error.to_string())?;
+        let socket = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&address)).await
+        {
+            Ok(Ok(socket)) => socket,
+            Ok(Err(error)) => return SessionEnd::Failed(error.to_string()),
+            Err(_) => return SessionEnd::Failed(format!("no answer within {CONNECT_TIMEOUT:?}")),
+        };
         let mut client = Client::new(socket, Target::default(), None);
         let up = self.metrics.rpki.cache(cache);
         let mut delivered = false;
         loop {
-            tokio::select! {
-                step = client.step() => {
-                    if let Err(error) = step {
-                        up.set(0);
-                        return if delivered { Ok(()) } else { Err(error.to_string()) };
+            // The step future is kept across reloads and shutdown wake-ups: the `rpki` client
+            // is not cancel-safe (dropping a step in the middle of a PDU would desynchronise
+            // the stream), so it is dropped only when the session ends anyway.
+            let step = {
+                let step = client.step();
+                tokio::pin!(step);
+                loop {
+                    tokio::select! {
+                        result = &mut step => break result,
+                        changed = self.input.changed() => {
+                            if changed.is_err() {
+                                up.set(0);
+                                return SessionEnd::Stop;
+                            }
+                            self.take_input();
+                            self.publish(Instant::now()).await;
+                            if !self.policy.caches.contains(cache) {
+                                up.set(0);
+                                return SessionEnd::Unlisted;
+                            }
+                        }
+                        changed = shutdown.changed() => {
+                            if changed.is_err() || *shutdown.borrow() {
+                                up.set(0);
+                                return SessionEnd::Stop;
+                            }
+                        }
                     }
                 }
-                changed = shutdown.changed() => {
-                    if changed.is_err() || *shutdown.borrow() {
-                        up.set(0);
-                        return Ok(());
-                    }
-                    continue;
-                }
+            };
+            if let Err(error) = step {
+                up.set(0);
+                return if delivered {
+                    SessionEnd::Ended
+                } else {
+                    SessionEnd::Failed(error.to_string())
+                };
             }
             let target = client.target();
             let expire = target
@@ -335,41 +445,96 @@ fn unix_now() -> i64 {
         })
 }
 
-/// Runs the payload source for `policy` until `shutdown` turns true: reads the VRP file, then
-/// keeps an RTR session with the first cache that answers, failing over down the list and,
-/// after the last, waiting `retry` before starting again. The payload of a cache that went away
-/// stays in force until its expire time.
+/// Runs the RPKI task for `policy` without reloads, reading the VRP file itself (a malformed
+/// file is logged, counted in `route_server_rpki_vrp_file_error` and left out): for a driver
+/// that holds no [`RpkiTask`].
 pub async fn run(
     policy: RpkiPolicy,
     metrics: Arc<Metrics>,
     events: mpsc::Sender<RibEvent>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let file = read_file(&policy).unwrap_or_else(|error| {
+        warn!(%error, "VRP file refused");
+        metrics.rpki.vrp_file_error.set(1);
+        None
+    });
+    // Kept until the task ends: a dropped sender would end it.
+    let (_input, receiver) = watch::channel(Input { policy, file });
+    task(receiver, metrics, events, shutdown).await;
+}
+
+/// Runs the payload source until `shutdown` turns true or the driver drops the [`RpkiTask`]:
+/// the VRP file's payload first, then an RTR session with the first cache that answers,
+/// failing over down the list and, after the last, waiting `retry` before starting again. The
+/// payload of a cache that went away stays in force until its expire time.
+async fn task(
+    mut input: watch::Receiver<Input>,
+    metrics: Arc<Metrics>,
+    events: mpsc::Sender<RibEvent>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    for cache in &policy.caches {
+    let first = input.borrow_and_update().clone();
+    for cache in &first.policy.caches {
         metrics.rpki.cache(cache).set(0);
     }
+    if first.file.is_some() {
+        metrics.rpki.last_update.set(unix_now());
+    }
     let mut source = Source {
-        policy,
+        input,
+        policy: first.policy,
         metrics,
         events,
-        file: None,
+        file: first.file,
         cached: None,
         in_force: None,
     };
-    source.read_file();
-    source.publish(Instant::now()).await;
-    let caches = source.policy.caches.clone();
-    if caches.is_empty() {
-        return;
+    serve(&mut source, &mut shutdown).await;
+    if source.input.has_changed().is_err() {
+        // A reload removed the `rpki` block: nothing of this task stays in force.
+        for cache in &source.policy.caches {
+            source.metrics.rpki.cache(cache).set(0);
+        }
+        source.metrics.rpki.stale.set(0);
+        source.cached = None;
+        source.file = None;
+        source.publish(Instant::now()).await;
     }
-    loop {
+}
+
+/// The body of [`task`]: returns when the task must end.
+async fn serve(source: &mut Source, shutdown: &mut watch::Receiver<bool>) {
+    source.publish(Instant::now()).await;
+    'rounds: loop {
+        let caches = source.policy.caches.clone();
+        if caches.is_empty() {
+            // A VRP file only: wait for a reload (which may add caches) or the stop.
+            if !source.reloaded(shutdown).await {
+                return;
+            }
+            continue;
+        }
         for cache in &caches {
             if *shutdown.borrow() {
                 return;
             }
-            match source.session(cache, &mut shutdown).await {
-                Ok(()) => warn!(cache = %cache, "RTR session with the cache ended"),
-                Err(error) => warn!(cache = %cache, %error, "RTR cache unavailable"),
+            if !source.policy.caches.contains(cache) {
+                continue;
+            }
+            match source.session(cache, shutdown).await {
+                SessionEnd::Ended => warn!(cache = %cache, "RTR session with the cache ended"),
+                SessionEnd::Failed(error) => {
+                    warn!(cache = %cache, %error, "RTR cache unavailable");
+                }
+                SessionEnd::Unlisted => {
+                    // Straight on to the new list, from its first cache.
+                    info!(cache = %cache, "RTR cache removed by a reload; session closed");
+                    source.metrics.rpki.stale.set(1);
+                    source.publish(Instant::now()).await;
+                    continue 'rounds;
+                }
+                SessionEnd::Stop => return,
             }
             source.metrics.rpki.stale.set(1);
             source.publish(Instant::now()).await;
@@ -385,8 +550,8 @@ pub async fn run(
         };
         tokio::select! {
             () = tokio::time::sleep(wait.max(Duration::from_secs(1))) => {}
-            changed = shutdown.changed() => {
-                if changed.is_err() || *shutdown.borrow() {
+            running = source.reloaded(shutdown) => {
+                if !running {
                     return;
                 }
             }
