@@ -18,6 +18,9 @@
 //! Either way every command of our binaries is first given to the binary itself with `--help`
 //! appended, so clap refuses a renamed or removed subcommand, flag or value. A program that is
 //! neither run here ([`RUN_HERE`]) nor in a marked block fails the check.
+//!
+//! The node-file examples (```yaml) of the member's guide must pass `vixp check` on the live
+//! exchange too, and every relative link of the guides must reach a file and heading.
 
 use std::{
     collections::BTreeMap,
@@ -308,6 +311,70 @@ fn blocks(guide: &'static str) -> Result<Vec<Block>, String> {
         blocks.push(block);
     }
     Ok(blocks)
+}
+
+/// The ```yaml blocks of `guide`: line number of the fence and the text.
+fn yaml_blocks(guide: &str) -> Vec<(usize, String)> {
+    let text = fs::read_to_string(workspace_root().join(guide)).expect("read the guide");
+    let mut found = Vec::new();
+    let mut current: Option<(usize, String)> = None;
+    for (index, line) in text.lines().enumerate() {
+        let fence = line.trim_start();
+        match current.take() {
+            None if fence == "```yaml" => current = Some((index + 1, String::new())),
+            None => {}
+            Some(block) if fence.starts_with("```") => found.push(block),
+            Some((number, mut body)) => {
+                body.push_str(line);
+                body.push('\n');
+                current = Some((number, body));
+            }
+        }
+    }
+    found
+}
+
+/// The node-file examples of the member guide pass `vixp check` on alpha's host, with the
+/// paths of [`REWRITES`]: the first one that names a `member`, and each later fragment added
+/// to it (the NAT setting).
+fn check_node_file_examples(setting: &Setting<'_>, problems: &mut Vec<String>) -> usize {
+    let guide = GUIDES[0].0;
+    let blocks = yaml_blocks(guide);
+    let Some(base) = blocks.iter().find(|(_, text)| text.contains("member:")) else {
+        problems.push(format!("{guide}: no node file example"));
+        return 0;
+    };
+    let rewrite = |text: &str| {
+        let mut text = text.to_owned();
+        for path in ["/etc/vixp/private.key", "/etc/vixp/fabric.yaml"] {
+            if let Some(real) = setting.path("alpha", path, false) {
+                text = text.replace(path, &real.to_string_lossy());
+            }
+        }
+        text
+    };
+    let mut checked = 0;
+    for (number, text) in &blocks {
+        let whole = if text.contains("member:") {
+            rewrite(text)
+        } else {
+            format!("{}{}", rewrite(&base.1), rewrite(text))
+        };
+        let file = setting.scratch.join(format!("node-example-{number}.yaml"));
+        fs::write(&file, &whole).expect("write the node file example");
+        let vixp = binary_path("vixp");
+        let result = setting.netns("alpha").run(
+            &vixp.to_string_lossy(),
+            &["check", "-c", &file.to_string_lossy()],
+        );
+        if let Err(error) = result {
+            problems.push(format!(
+                "{guide}:{number}: vixp check refuses the example: {error}"
+            ));
+        }
+        checked += 1;
+    }
+    checked
 }
 
 fn all_blocks() -> Vec<Block> {
@@ -821,6 +888,8 @@ fn every_unmarked_guide_command_runs_against_a_live_exchange() {
         }
     }
     assert!(ran >= 20, "only {ran} guide lines ran");
+    let examples = check_node_file_examples(&setting, &mut problems);
+    assert!(examples >= 2, "only {examples} node file examples checked");
     // Troubleshooting filtered routes shows the one the policy refuses, with its reason.
     assert!(
         !filtered_views.is_empty(),
