@@ -39,6 +39,9 @@ pub enum Command {
         /// Log filter, e.g. `info`, `debug`, `route_server=debug` (also RUST_LOG).
         #[arg(long, default_value = "info")]
         log: String,
+        /// Where the control socket for `route-server reload` goes.
+        #[command(flatten)]
+        control: crate::control::ControlArgs,
         /// Overrides: listen for BGP on these addresses instead of `bgp.listen`.
         #[command(flatten)]
         overrides: Overrides,
@@ -67,12 +70,6 @@ pub enum Command {
         #[arg(long, global = true)]
         json: bool,
     },
-    /// Members' IRR data: `irr refresh` rewrites the files the fabric names from the IRR.
-    Irr {
-        /// What to do.
-        #[command(subcommand)]
-        command: IrrCommand,
-    },
     /// Print the exchange's peering policy, rendered from the fabric file: who may join, the
     /// import filters in order with their parameters, max-prefix, RPKI and IRR, communities and
     /// route servers (the page a running route server serves at /policy).
@@ -90,6 +87,30 @@ pub enum Command {
         /// A self-contained HTML page instead of Markdown.
         #[arg(long)]
         html: bool,
+    },
+    /// Reload the fabric file of a running route server (through its control socket) and print
+    /// what changed: members added, removed and changed, policy, routes judged again. Exits 1
+    /// when the new file is refused (its errors as FILE:LINE: field: problem); the running
+    /// configuration then stays.
+    Reload {
+        /// The fabric file, to find the route server's name when --route-server is not given.
+        #[arg(short = 'c', long = "config", default_value = DEFAULT_FABRIC)]
+        config: PathBuf,
+        /// Which route server to reload.
+        #[arg(long = "route-server", visible_alias = "name")]
+        route_server: Option<String>,
+        /// Where its control socket is.
+        #[command(flatten)]
+        control: crate::control::ControlArgs,
+        /// Print the route server's report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Members' IRR data: `irr refresh` rewrites the files the fabric names from the IRR.
+    Irr {
+        /// What to do.
+        #[command(subcommand)]
+        command: IrrCommand,
     },
     /// Print shell completions.
     Completions {
@@ -236,8 +257,21 @@ pub fn main() -> ExitCode {
             config,
             route_server,
             log,
+            control,
             overrides,
-        } => report(run(&config, route_server.as_deref(), &log, &overrides)),
+        } => report(run(
+            &config,
+            route_server.as_deref(),
+            &log,
+            &control,
+            &overrides,
+        )),
+        Command::Reload {
+            config,
+            route_server,
+            control,
+            json,
+        } => crate::control::reload_command(&config, route_server.as_deref(), &control, json),
         Command::Show {
             what,
             config,
@@ -346,6 +380,7 @@ fn run(
     config: &Path,
     wanted: Option<&str>,
     log: &str,
+    control: &crate::control::ControlArgs,
     overrides: &Overrides,
 ) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -360,6 +395,14 @@ fn run(
     info!("{loaded}");
     let name = route_server_name(&fabric, wanted)?;
     overrides.apply(&mut fabric, &name);
+    let adjust = {
+        let (overrides, name) = (overrides.clone(), name.clone());
+        Box::new(move |fabric: &mut Fabric| overrides.apply(fabric, &name))
+    };
+    let options = crate::driver::Options {
+        control_socket: Some(control.place(&name)),
+        adjust,
+    };
     runtime()?.block_on(async move {
         let (stop, stopped) = watch::channel(false);
         tokio::spawn(async move {
@@ -368,7 +411,7 @@ fn run(
             let _ = stop.send(true);
         });
         info!(route_server = %name, fabric = %fabric.source.display(), "starting");
-        crate::driver::run(fabric, &name, stopped).await
+        crate::driver::run(fabric, &name, stopped, options).await
     })
 }
 

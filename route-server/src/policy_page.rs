@@ -486,6 +486,12 @@ fn describe(filter: Filter, context: &Context<'_>) -> (&'static str, Vec<Block>)
                 ),
             ])],
         ),
+        Filter::Otc => (
+            "No route leaks marked by OTC",
+            vec![paragraph(vec![text(
+                "Every member is a client of the route server (BGP Role RS-Client, RFC 9234). A route that arrives already carrying the OTC (Only to Customer) attribute was learnt from a provider, a peer or another route server and is a route leak: it is refused. The route server adds OTC with its own ASN to every route it sends, so members that check roles do not pass them on to their providers or peers.",
+            )])],
+        ),
         Filter::Irr => (
             "IRR prefixes and origins",
             vec![paragraph(vec![

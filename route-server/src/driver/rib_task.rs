@@ -6,16 +6,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc, oneshot};
-use tracing::{debug, warn};
-use vixp_bgp::{Family, Prefix, Update};
-
-use vixp_fabric::{Fabric, MaxPrefixAction};
+use tracing::{debug, info, warn};
+use vixp_bgp::{CeaseSubcode, Family, Prefix, Update};
+use vixp_fabric::{Fabric, MaxPrefixAction, Member};
 
 use super::NeighborConfig;
+use crate::max_prefix;
 use crate::metrics::{FilteredLabels, Metrics, SessionLabels};
 use crate::policy::{self, Neighbor};
 use crate::rib::{
-    Export, FamilyCounts, PeerId, PeerInfo, Rib, RibTotals, RoutePage, RouteView, Window,
+    Export, FamilyCounts, PeerId, PeerInfo, Reevaluation, Rib, RibTotals, RoutePage, RouteView,
+    Window,
 };
 
 /// Events queued from neighbor tasks to the RIB task. Bounded: a sender faster than the RIB
@@ -59,10 +60,38 @@ pub enum RibEvent {
         /// Neighbor slot.
         peer: PeerId,
     },
-    /// A new fabric file with the same members: apply its policy to every stored route.
-    Reload(Arc<Fabric>),
+    /// A new fabric file: take on and drop neighbors, and judge stored routes again.
+    Reload(Box<Reconfigure>),
     /// The RPKI payload in force changed (`None`: none left): judge every stored route again.
     Rpki(Option<Arc<crate::rpki::VrpSet>>),
+}
+
+/// A neighbor slot the RIB task takes on at a reload.
+#[derive(Debug)]
+pub struct NewNeighbor {
+    /// The slot.
+    pub config: NeighborConfig,
+    /// Reaches the slot's neighbor task.
+    pub exports: mpsc::Sender<TaggedExport>,
+    /// Tells the slot's neighbor task to reset its session.
+    pub reset: mpsc::UnboundedSender<Reset>,
+}
+
+/// A reload as the RIB task applies it (planned by the driver, see `reload.rs`).
+#[derive(Debug)]
+pub struct Reconfigure {
+    /// The fabric now in force.
+    pub fabric: Arc<Fabric>,
+    /// Every slot that stays, with its configuration as of the new fabric.
+    pub kept: Vec<NeighborConfig>,
+    /// Slots that start now.
+    pub added: Vec<NewNeighbor>,
+    /// Slots that end now: their routes are withdrawn from every client and forgotten.
+    pub removed: Vec<PeerId>,
+    /// Slots whose stored routes are judged again (`None`: every slot).
+    pub reevaluate: Option<Vec<PeerId>>,
+    /// Told what was done once the RIB reflects the new fabric.
+    pub done: oneshot::Sender<Reevaluation>,
 }
 
 /// What the RIB task tells a neighbor task about its session.
@@ -82,6 +111,10 @@ pub enum Reset {
     },
     /// A fabric reload: a member held off by `MaxPrefix` may connect again.
     Release,
+    /// The slot is gone from the fabric (or its member's address or ASN changed): end the
+    /// session with this Cease subcode (RFC 4486: 3 Peer De-configured, 6 Other Configuration
+    /// Change) and stop the task.
+    Remove(CeaseSubcode),
 }
 
 /// An export batch for one session generation.
@@ -114,7 +147,7 @@ pub enum RibQuery {
 /// The answer to a [`RibQuery`].
 #[derive(Debug, Clone)]
 pub enum RibReply {
-    /// Per neighbor counts (indexed by `PeerId`) and RIB totals.
+    /// Per neighbor counts (indexed by `PeerId`; zero for slots that are gone) and RIB totals.
     Counts(Vec<FamilyCounts>, RibTotals),
     /// Routes.
     Routes(Vec<RouteView>),
@@ -122,23 +155,33 @@ pub enum RibReply {
     Page(usize, Vec<RouteView>),
 }
 
+/// One neighbor slot as the RIB task sees it.
+struct Slot {
+    config: NeighborConfig,
+    /// Position of the slot's member in the fabric in force.
+    member: usize,
+    /// The import policy's view of the slot's member.
+    policy: Neighbor,
+    exports: mpsc::Sender<TaggedExport>,
+    reset: mpsc::UnboundedSender<Reset>,
+    /// Generation of the established session, if any.
+    generation: Option<u64>,
+    /// Max-prefix thresholds crossed (each acted on once).
+    watch: max_prefix::Watch,
+}
+
 /// The RIB owner.
 pub struct RibTask {
     rib: Rib,
-    neighbors: Vec<NeighborConfig>,
+    /// Slots indexed by `PeerId`; `None` once a reload removed the slot (ids are never reused,
+    /// so a late event from a removed slot's task finds nothing).
+    slots: Vec<Option<Slot>>,
     fabric: Arc<Fabric>,
-    /// The import policy's view of each neighbor's member, indexed like `neighbors`.
-    policy_neighbors: Vec<Neighbor>,
     /// Label sets of the filtered-by-reason gauge last set, so vanished ones are reset to 0.
     filtered_series: Vec<FilteredLabels>,
-    exports: Vec<mpsc::Sender<TaggedExport>>,
-    generations: Vec<Option<u64>>,
-    resets: Vec<mpsc::UnboundedSender<Reset>>,
-    /// Sessions already over their max-prefix limit (acted on once per session).
-    over_limit: Vec<bool>,
     wakeup: Arc<Notify>,
     metrics: Arc<Metrics>,
-    /// The RPKI payload in force, handed to every neighbor's policy view.
+    /// The RPKI payload in force, handed to every slot's policy view.
     rpki: Option<Arc<crate::rpki::VrpSet>>,
     /// This route server's ASN, the first part of its informational communities.
     route_server_asn: u32,
@@ -156,43 +199,68 @@ impl RibTask {
         wakeup: Arc<Notify>,
         metrics: Arc<Metrics>,
     ) -> RibTask {
-        let generations = vec![None; neighbors.len()];
-        let over_limit = vec![false; neighbors.len()];
-        let policy_neighbors = policy_neighbors(&fabric, &neighbors);
-        // Every session and reason at zero from start-up, so the family is always listed.
-        let filtered_series: Vec<FilteredLabels> = neighbors
-            .iter()
-            .flat_map(|neighbor| {
-                crate::policy::Reason::LABELS
-                    .iter()
-                    .map(|reason| FilteredLabels {
-                        member: neighbor.name.clone(),
-                        family: neighbor.family.label().to_string(),
-                        reason: (*reason).to_string(),
-                    })
-            })
-            .collect();
-        for labels in &filtered_series {
-            metrics.routes_filtered.get_or_create(labels).set(0);
-        }
         let mut rib = Rib::new();
         rib.set_route_server_asn(route_server_asn);
         rib.set_blackhole(fabric.policy.blackhole);
-        RibTask {
+        let mut task = RibTask {
             rib,
-            neighbors,
+            slots: Vec::new(),
             fabric,
-            policy_neighbors,
-            filtered_series,
-            exports,
-            generations,
-            resets,
-            over_limit,
+            filtered_series: Vec::new(),
             wakeup,
             metrics,
             rpki: None,
             route_server_asn,
+        };
+        for ((config, exports), reset) in neighbors.into_iter().zip(exports).zip(resets) {
+            task.add(NewNeighbor {
+                config,
+                exports,
+                reset,
+            });
         }
+        task
+    }
+
+    /// Takes on a slot; its filtered-by-reason series are listed at zero from the start, so
+    /// the family is always there.
+    fn add(&mut self, neighbor: NewNeighbor) {
+        for reason in crate::policy::Reason::LABELS {
+            let labels = FilteredLabels {
+                member: neighbor.config.name.clone(),
+                family: neighbor.config.family.label().to_string(),
+                reason: (*reason).to_string(),
+            };
+            self.metrics.routes_filtered.get_or_create(&labels).set(0);
+            self.filtered_series.push(labels);
+        }
+        let position = index(neighbor.config.id);
+        if self.slots.len() <= position {
+            self.slots.resize_with(position + 1, || None);
+        }
+        let (member, mut policy) = policy_view(&self.fabric, &neighbor.config);
+        policy.rpki = self.rpki.clone();
+        self.slots[position] = Some(Slot {
+            config: neighbor.config,
+            member,
+            policy,
+            exports: neighbor.exports,
+            reset: neighbor.reset,
+            generation: None,
+            watch: max_prefix::Watch::new(),
+        });
+    }
+
+    fn slot(&self, peer: PeerId) -> Option<&Slot> {
+        self.slots.get(index(peer)).and_then(Option::as_ref)
+    }
+
+    fn slot_mut(&mut self, peer: PeerId) -> Option<&mut Slot> {
+        self.slots.get_mut(index(peer)).and_then(Option::as_mut)
+    }
+
+    fn live(&self) -> impl Iterator<Item = &Slot> {
+        self.slots.iter().flatten()
     }
 
     /// Runs until every neighbor task has gone.
@@ -225,8 +293,8 @@ impl RibTask {
                 _ = gauges.tick() => self.update_gauges(),
             }
             for peer in self.rib.take_lagging() {
-                if let Some(reset) = self.resets.get(index(peer)) {
-                    let _ = reset.send(Reset::Lagging);
+                if let Some(slot) = self.slot(peer) {
+                    let _ = slot.reset.send(Reset::Lagging);
                 }
             }
             self.flush();
@@ -240,19 +308,20 @@ impl RibTask {
                 info,
                 generation,
             } => {
+                // A slot removed by a reload is never registered again.
+                let Some(slot) = self.slot_mut(peer) else {
+                    return;
+                };
                 debug!(peer = peer.0, "session up in RIB");
-                if let Some(flag) = self.over_limit.get_mut(index(peer)) {
-                    *flag = false;
-                }
-                if let Some(slot) = self.generations.get_mut(index(peer)) {
-                    *slot = Some(generation);
-                }
+                slot.watch.reset();
+                slot.generation = Some(generation);
                 self.rib.peer_up(peer, info);
             }
             RibEvent::Update { peer, update } => {
-                let Some(neighbor) = self.policy_neighbors.get(index(peer)) else {
+                let Some(slot) = self.slots.get(index(peer)).and_then(Option::as_ref) else {
                     return;
                 };
+                let neighbor = &slot.policy;
                 let fabric = &self.fabric;
                 let import = |prefix: &Prefix, attributes: &vixp_bgp::Attributes| {
                     policy::import(prefix, attributes, neighbor, &fabric.policy, &fabric.lan)
@@ -262,105 +331,173 @@ impl RibTask {
             }
             RibEvent::Refresh { peer, family } => self.rib.refresh(peer, family),
             RibEvent::Down { peer } => {
-                if let Some(slot) = self.generations.get_mut(index(peer)) {
-                    *slot = None;
-                }
+                let Some(slot) = self.slot_mut(peer) else {
+                    return;
+                };
+                slot.generation = None;
                 self.rib.peer_down(peer);
             }
-            RibEvent::Reload(fabric) => {
-                self.policy_neighbors = policy_neighbors(&fabric, &self.neighbors);
-                for neighbor in &mut self.policy_neighbors {
-                    neighbor.rpki = self.rpki.clone();
-                }
-                self.fabric = fabric;
-                self.rib.set_blackhole(self.fabric.policy.blackhole);
-                for reset in &self.resets {
-                    let _ = reset.send(Reset::Release);
-                }
-                for neighbor in &self.neighbors {
-                    let position = index(neighbor.id);
-                    let up = self.generations.get(position).copied().flatten().is_some();
-                    let Some(policy_neighbor) = self.policy_neighbors.get(position) else {
-                        continue;
-                    };
-                    if !up {
-                        continue;
-                    }
-                    let fabric = &self.fabric;
-                    let import = |prefix: &Prefix, attributes: &vixp_bgp::Attributes| {
-                        policy::import(
-                            prefix,
-                            attributes,
-                            policy_neighbor,
-                            &fabric.policy,
-                            &fabric.lan,
-                        )
-                    };
-                    self.rib.reevaluate(neighbor.id, &import);
-                }
-                self.update_gauges();
-            }
+            RibEvent::Reload(reconfigure) => self.reconfigure(*reconfigure),
             RibEvent::Rpki(vrps) => self.rpki_changed(vrps),
         }
     }
 
-    /// New RPKI payload (issue 5 item 2): every established neighbor's stored routes, accepted
-    /// and refused, are judged again, so routes that became invalid are withdrawn from clients
-    /// and routes that became valid (or not found) are announced; unchanged ones send nothing.
+    /// Applies a reload: removed slots' routes are withdrawn from every client, new slots are
+    /// taken on (their sessions start in their own tasks), and the stored routes of the slots
+    /// named are judged again with the new policy, so only the differences are sent.
+    fn reconfigure(&mut self, reconfigure: Reconfigure) {
+        let Reconfigure {
+            fabric,
+            kept,
+            added,
+            removed,
+            reevaluate,
+            done,
+        } = reconfigure;
+        let old = std::mem::replace(&mut self.fabric, fabric);
+        self.rib.set_blackhole(self.fabric.policy.blackhole);
+        for peer in removed {
+            let Some(slot) = self.slots.get_mut(index(peer)).and_then(Option::take) else {
+                continue;
+            };
+            self.rib.peer_down(peer);
+            self.filtered_series.retain(|labels| {
+                labels.member != slot.config.name || labels.family != slot.config.family.label()
+            });
+            info!(member = %slot.config.name, family = slot.config.family.label(),
+                "neighbor removed by a reload: its routes are withdrawn");
+        }
+        for config in kept {
+            let (member, mut policy) = policy_view(&self.fabric, &config);
+            policy.rpki = self.rpki.clone();
+            let limit = self.fabric.members.get(member).map(|m| m.max_prefix);
+            if let Some(slot) = self.slot_mut(config.id) {
+                let limits_changed = limit != old.members.get(slot.member).map(|m| m.max_prefix);
+                slot.member = member;
+                slot.policy = policy;
+                slot.config = config;
+                if limits_changed {
+                    slot.watch.reset();
+                }
+            }
+        }
+        for neighbor in added {
+            self.add(neighbor);
+        }
+        let peers: Vec<PeerId> = match reevaluate {
+            Some(peers) => peers,
+            None => self.live().map(|slot| slot.config.id).collect(),
+        };
+        let peers: Vec<PeerId> = peers
+            .into_iter()
+            .filter(|peer| {
+                self.slot(*peer)
+                    .is_some_and(|slot| slot.generation.is_some())
+            })
+            .collect();
+        let slots = &self.slots;
+        let fabric = &self.fabric;
+        let import = |peer: PeerId, prefix: &Prefix, attributes: &vixp_bgp::Attributes| match slots
+            .get(index(peer))
+            .and_then(Option::as_ref)
+        {
+            Some(slot) => policy::import(
+                prefix,
+                attributes,
+                &slot.policy,
+                &fabric.policy,
+                &fabric.lan,
+            ),
+            None => policy::Verdict::Accept,
+        };
+        let outcome = self.rib.reevaluate_peers(&peers, &import);
+        for slot in self.live() {
+            let _ = slot.reset.send(Reset::Release);
+        }
+        let up: Vec<PeerId> = self
+            .live()
+            .filter(|slot| slot.generation.is_some())
+            .map(|slot| slot.config.id)
+            .collect();
+        for peer in up {
+            self.check_max_prefix(peer);
+        }
+        self.update_gauges();
+        let _ = done.send(outcome);
+    }
+
+    /// New RPKI payload (issue 5 item 2): every established slot's stored routes, accepted and
+    /// refused, are judged again, so routes that became invalid are withdrawn from clients and
+    /// routes that became valid (or not found) are announced; unchanged ones send nothing.
     fn rpki_changed(&mut self, vrps: Option<Arc<crate::rpki::VrpSet>>) {
         self.rpki = vrps;
-        for neighbor in &mut self.policy_neighbors {
-            neighbor.rpki = self.rpki.clone();
+        for slot in self.slots.iter_mut().flatten() {
+            slot.policy.rpki = self.rpki.clone();
         }
         if self.fabric.policy.rpki.is_none() {
             return;
         }
-        for neighbor in &self.neighbors {
-            let position = index(neighbor.id);
-            let up = self.generations.get(position).copied().flatten().is_some();
-            let Some(policy_neighbor) = self.policy_neighbors.get(position) else {
-                continue;
-            };
-            if !up {
-                continue;
-            }
-            let fabric = &self.fabric;
-            let import = |prefix: &Prefix, attributes: &vixp_bgp::Attributes| {
-                policy::import(prefix, attributes, policy_neighbor, &fabric.policy, &fabric.lan)
-            };
-            self.rib.reevaluate(neighbor.id, &import);
-        }
-        debug!("RPKI payload changed: stored routes judged again");
+        let peers: Vec<PeerId> = self
+            .live()
+            .filter(|slot| slot.generation.is_some())
+            .map(|slot| slot.config.id)
+            .collect();
+        let slots = &self.slots;
+        let fabric = &self.fabric;
+        let import = |peer: PeerId, prefix: &Prefix, attributes: &vixp_bgp::Attributes| match slots
+            .get(index(peer))
+            .and_then(Option::as_ref)
+        {
+            Some(slot) => policy::import(
+                prefix,
+                attributes,
+                &slot.policy,
+                &fabric.policy,
+                &fabric.lan,
+            ),
+            None => policy::Verdict::Accept,
+        };
+        let outcome = self.rib.reevaluate_peers(&peers, &import);
+        info!(?outcome, "RPKI payload changed: stored routes judged again");
         self.update_gauges();
     }
 
-    /// RFC 4486 subcode 1: acts once per session when a member announces more prefixes of the
-    /// session's family than its `max_prefix` allows (accepted and filtered alike).
+    /// Watches the prefixes a member announces in the session's family (accepted and filtered
+    /// alike) against its `max_prefix`: logs once when they reach
+    /// [`max_prefix::WARNING_PERCENT`] of it; once they go over it, counts the violation and
+    /// applies `policy.max_prefix_action`. With `shutdown` or `restart` (RFC 4486 subcode 1)
+    /// the member's routes are withdrawn here, before the next export, so no other member is
+    /// sent a route of the UPDATE that crossed the limit; the neighbor task ends the session.
     fn check_max_prefix(&mut self, peer: PeerId) {
-        let position = index(peer);
-        let Some(neighbor) = self.neighbors.get(position) else {
+        let Some(slot) = self.slot(peer) else {
             return;
         };
-        if self.over_limit.get(position).copied().unwrap_or(true) {
-            return;
-        }
-        let Some(member) = self.fabric.members.get(neighbor.member) else {
+        let Some(member) = self.fabric.members.get(slot.member) else {
             return;
         };
-        let limit = match neighbor.family {
-            Family::Ipv4 => member.max_prefix.ipv4,
-            Family::Ipv6 => member.max_prefix.ipv6,
-        };
-        let received = self.rib.counts(peer, neighbor.family).received;
-        if received <= usize::try_from(limit).unwrap_or(usize::MAX) {
+        let family = slot.config.family;
+        let limit = limit_of(member, family);
+        let received = self.rib.counts(peer, family).received;
+        let Some(crossing) = self
+            .slot_mut(peer)
+            .and_then(|slot| slot.watch.observe(received, limit))
+        else {
             return;
-        }
-        if let Some(flag) = self.over_limit.get_mut(position) {
-            *flag = true;
+        };
+        let Some(slot) = self.slot(peer) else {
+            return;
+        };
+        let name = slot.config.name.clone();
+        let reset = slot.reset.clone();
+        if crossing == max_prefix::Crossing::Warning {
+            warn!(member = %name, family = family.label(), received, limit,
+                threshold_percent = max_prefix::WARNING_PERCENT,
+                "member reached the warning threshold of its max-prefix limit");
+            return;
         }
         let labels = SessionLabels {
-            member: neighbor.name.clone(),
-            family: neighbor.family.label().to_string(),
+            member: name.clone(),
+            family: family.label().to_string(),
         };
         self.metrics
             .max_prefix_exceeded
@@ -368,8 +505,8 @@ impl RibTask {
             .inc();
         let hold_off = match self.fabric.policy.max_prefix_action {
             MaxPrefixAction::Warn => {
-                warn!(member = %neighbor.name, family = neighbor.family.label(), received, limit,
-                    "member over its max-prefix limit (action warn: session kept)");
+                warn!(member = %name, family = family.label(), received, limit,
+                    "member over its max-prefix limit (action warn: session kept, routes accepted)");
                 return;
             }
             MaxPrefixAction::Shutdown => None,
@@ -377,29 +514,29 @@ impl RibTask {
                 Some(Duration::from_secs(u64::from(minutes) * 60))
             }
         };
-        warn!(member = %neighbor.name, family = neighbor.family.label(), received, limit,
-            "member over its max-prefix limit: ending the session");
-        if let Some(reset) = self.resets.get(position) {
-            let _ = reset.send(Reset::MaxPrefix {
-                family: neighbor.family,
-                limit,
-                hold_off,
-            });
-        }
+        warn!(member = %name, family = family.label(), received, limit,
+            "member over its max-prefix limit: routes withdrawn, ending the session");
+        self.rib.peer_down(peer);
+        let _ = reset.send(Reset::MaxPrefix {
+            family,
+            limit,
+            hold_off,
+        });
     }
 
     /// Hands every client with pending work as many batches as its queue has room for.
     fn flush(&mut self) {
-        for (position, sender) in self.exports.iter().enumerate() {
-            let peer = PeerId(u32::try_from(position).unwrap_or(u32::MAX));
-            let Some(generation) = self.generations.get(position).copied().flatten() else {
+        for slot in self.slots.iter().flatten() {
+            let peer = slot.config.id;
+            let Some(generation) = slot.generation else {
                 continue;
             };
-            while sender.capacity() > 0 && self.rib.has_pending(peer) {
+            while slot.exports.capacity() > 0 && self.rib.has_pending(peer) {
                 let Some(export) = self.rib.take_export(peer, EXPORT_BATCH) else {
                     break;
                 };
-                if sender
+                if slot
+                    .exports
                     .try_send(TaggedExport { generation, export })
                     .is_err()
                 {
@@ -413,9 +550,13 @@ impl RibTask {
         match query {
             RibQuery::Counts => {
                 let counts = self
-                    .neighbors
+                    .slots
                     .iter()
-                    .map(|neighbor| self.rib.counts(neighbor.id, neighbor.family))
+                    .map(|slot| {
+                        slot.as_ref().map_or_else(FamilyCounts::default, |slot| {
+                            self.rib.counts(slot.config.id, slot.config.family)
+                        })
+                    })
                     .collect();
                 RibReply::Counts(counts, self.rib.totals())
             }
@@ -472,12 +613,12 @@ impl RibTask {
         self.rib.collect_garbage();
         let mut series = Vec::new();
         for (peer, reason, count) in self.rib.filtered_by_reason() {
-            let Some(neighbor) = self.neighbors.get(index(peer)) else {
+            let Some(slot) = self.slot(peer) else {
                 continue;
             };
             let labels = FilteredLabels {
-                member: neighbor.name.clone(),
-                family: neighbor.family.label().to_string(),
+                member: slot.config.name.clone(),
+                family: slot.config.family.label().to_string(),
                 reason: reason.to_string(),
             };
             self.metrics
@@ -502,25 +643,28 @@ impl RibTask {
         self.metrics
             .rib_attribute_sets
             .set(saturating_i64(totals.attribute_sets));
-        for neighbor in &self.neighbors {
-            if let Some(member) = self.fabric.members.get(neighbor.member) {
-                let limit = match neighbor.family {
-                    Family::Ipv4 => member.max_prefix.ipv4,
-                    Family::Ipv6 => member.max_prefix.ipv6,
-                };
-                self.metrics
-                    .max_prefix_limit
-                    .get_or_create(&SessionLabels {
-                        member: neighbor.name.clone(),
-                        family: neighbor.family.label().to_string(),
-                    })
-                    .set(i64::from(limit));
-            }
-            let counts = self.rib.counts(neighbor.id, neighbor.family);
+        for slot in self.slots.iter().flatten() {
+            let neighbor = &slot.config;
             let labels = SessionLabels {
                 member: neighbor.name.clone(),
                 family: neighbor.family.label().to_string(),
             };
+            let counts = self.rib.counts(neighbor.id, neighbor.family);
+            if let Some(member) = self.fabric.members.get(slot.member) {
+                let limit = limit_of(member, neighbor.family);
+                self.metrics
+                    .max_prefix_limit
+                    .get_or_create(&labels)
+                    .set(i64::from(limit));
+                self.metrics
+                    .max_prefix_usage_ratio
+                    .get_or_create(&labels)
+                    .set(max_prefix::usage_ratio(counts.received, limit));
+                self.metrics
+                    .max_prefix_warning
+                    .get_or_create(&labels)
+                    .set(i64::from(max_prefix::at_warning(counts.received, limit)));
+            }
             self.metrics
                 .prefixes_received
                 .get_or_create(&labels)
@@ -541,25 +685,38 @@ impl RibTask {
     }
 }
 
-/// The import policy's view of each neighbor slot's member.
-fn policy_neighbors(fabric: &Fabric, neighbors: &[NeighborConfig]) -> Vec<Neighbor> {
-    neighbors
+/// The position of a slot's member in `fabric` and the import policy's view of it.
+fn policy_view(fabric: &Fabric, config: &NeighborConfig) -> (usize, Neighbor) {
+    match fabric
+        .members
         .iter()
-        .map(|neighbor| {
-            fabric.members.get(neighbor.member).map_or_else(
-                || Neighbor {
-                    name: Arc::from(neighbor.name.as_str()),
-                    asn: vixp_fabric::Asn(neighbor.asn),
-                    addresses: vec![neighbor.address],
-                    same_asn_addresses: vec![neighbor.address],
-                    irr: None,
-                    rpki: None,
-                    blackhole: false,
-                },
-                |member| Neighbor::new(member, &fabric.members),
-            )
-        })
-        .collect()
+        .position(|member| member.name == config.name)
+    {
+        Some(position) => (
+            position,
+            Neighbor::new(&fabric.members[position], &fabric.members),
+        ),
+        None => (
+            usize::MAX,
+            Neighbor {
+                name: Arc::from(config.name.as_str()),
+                asn: vixp_fabric::Asn(config.asn),
+                addresses: vec![config.address],
+                same_asn_addresses: vec![config.address],
+                rpki: None,
+                irr: None,
+                blackhole: false,
+            },
+        ),
+    }
+}
+
+/// A member's max-prefix limit for one family.
+fn limit_of(member: &Member, family: Family) -> u32 {
+    match family {
+        Family::Ipv4 => member.max_prefix.ipv4,
+        Family::Ipv6 => member.max_prefix.ipv6,
+    }
 }
 
 fn index(peer: PeerId) -> usize {
