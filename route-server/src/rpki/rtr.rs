@@ -445,25 +445,6 @@ fn unix_now() -> i64 {
         })
 }
 
-/// Runs the RPKI task for `policy` without reloads, reading the VRP file itself (a malformed
-/// file is logged, counted in `route_server_rpki_vrp_file_error` and left out): for a driver
-/// that holds no [`RpkiTask`].
-pub async fn run(
-    policy: RpkiPolicy,
-    metrics: Arc<Metrics>,
-    events: mpsc::Sender<RibEvent>,
-    shutdown: watch::Receiver<bool>,
-) {
-    let file = read_file(&policy).unwrap_or_else(|error| {
-        warn!(%error, "VRP file refused");
-        metrics.rpki.vrp_file_error.set(1);
-        None
-    });
-    // Kept until the task ends: a dropped sender would end it.
-    let (_input, receiver) = watch::channel(Input { policy, file });
-    task(receiver, metrics, events, shutdown).await;
-}
-
 /// Runs the payload source until `shutdown` turns true or the driver drops the [`RpkiTask`]:
 /// the VRP file's payload first, then an RTR session with the first cache that answers,
 /// failing over down the list and, after the last, waiting `retry` before starting again. The
