@@ -342,6 +342,11 @@ impl Exchange {
                     "run".to_owned(),
                     "-c".to_owned(),
                     fabric.to_string_lossy().into_owned(),
+                    "--control-socket".to_owned(),
+                    dir.path()
+                        .join("control.sock")
+                        .to_string_lossy()
+                        .into_owned(),
                 ];
                 let program = binary_path("route-server");
                 RouteServer::Ours(Daemon::spawn(
@@ -480,6 +485,21 @@ impl Exchange {
             ],
         )?;
         parse_neighbors_json(&output)
+    }
+
+    /// Runs `route-server reload` against our route server's control socket (a unix socket in
+    /// the test directory, reachable from any namespace) and returns its output.
+    pub fn route_server_reload(&self) -> Result<std::process::Output, Error> {
+        let program = binary_path("route-server");
+        std::process::Command::new(&program)
+            .arg("reload")
+            .arg("--control-socket")
+            .arg(self.path("control.sock"))
+            .output()
+            .map_err(|source| Error::Spawn {
+                program: program.display().to_string(),
+                source,
+            })
     }
 
     /// Our route server's `/metrics` text, fetched with curl inside its namespace.
