@@ -37,6 +37,8 @@ pub const FABRIC_INTERFACE: &str = "vixp0";
 pub const CUSTOMER_INTERFACE: &str = "customer0";
 /// The WireGuard port of every node.
 pub const WIREGUARD_PORT: u16 = 51820;
+/// The route server's runtime directory (its control socket) inside the exchange's directory.
+pub const ROUTE_SERVER_RUNTIME_DIR: &str = "route-server-run";
 /// The BIRD protocols of a member's sessions with route server `rs1`, as
 /// `vixp router-config bird` names them.
 pub const MEMBER_PROTOCOLS: [&str; 2] = ["vixp_rs1_v4", "vixp_rs1_v6"];
@@ -260,6 +262,11 @@ impl FabricExchange {
 
         let route_server_node =
             VixpNode::start(ROUTE_SERVER_NAME, route_server_host.netns(), dir.path())?;
+        let runtime_dir = dir.path().join(ROUTE_SERVER_RUNTIME_DIR);
+        std::fs::create_dir_all(&runtime_dir).map_err(|source| Error::File {
+            path: runtime_dir.clone(),
+            source,
+        })?;
         let route_server = Daemon::spawn(
             "route-server",
             route_server_host.netns(),
@@ -268,6 +275,11 @@ impl FabricExchange {
                 "run".to_owned(),
                 "-c".to_owned(),
                 fabric.to_string_lossy().into_owned(),
+                // Its control socket (`route-server reload`) in the exchange's directory, not
+                // the shared default that another test's route server may hold; a directory of
+                // its own, since `rs1.sock` beside it is the node's.
+                "--runtime-dir".to_owned(),
+                runtime_dir.to_string_lossy().into_owned(),
             ],
             &dir.path().join("route-server.log"),
         )?;

@@ -30,7 +30,13 @@ use std::{
     time::Duration,
 };
 
-use vixp_tests::{FabricExchange, FabricMember, Netns, TempDir, binary_path, workspace_root};
+use vixp_tests::{
+    FabricExchange, FabricMember, Netns, TempDir, binary_path,
+    exchange::{lan_ipv4, lan_ipv6},
+    fabric_exchange::{ROUTE_SERVER_RUNTIME_DIR, underlay_ipv4},
+    vixp_node::keygen,
+    workspace_root,
+};
 
 /// The guides and the host each is written for: its `/etc/vixp/node.yaml` is that node's file.
 const GUIDES: [(&str, &str); 3] = [
@@ -62,12 +68,22 @@ const BUILTINS: [&str; 1] = ["cd"];
 /// | `/etc/vixp/fabric.yaml` | the exchange's fabric file |
 /// | `/etc/vixp/node.yaml` | the node file of the guide's host (see [`GUIDES`]) |
 /// | `/etc/vixp/private.key` | that node's key; as `vixp keygen --output`, a file in an empty scratch directory (keygen never overwrites) |
+/// | `/run/vixp-route-server` (the route server's runtime directory, its control socket) | the exchange route server's runtime directory |
 /// | an option of ours left out whose `[default: ...]` in `--help` is one of those paths | the option, added with the path above (not `--config` next to `--fabric`, which stands instead of it) |
 /// | `https://lg.example.net` (the URL operators give members) | `http://127.0.0.1:9179`, the route server's HTTP listener, asked on its host |
 /// | `curl` | `curl --fail` (an HTTP error fails the line) |
 /// | `birdc` | `birdc -s SOCKET` of the host's BIRD |
 /// | the target of `>` | a file of that name in the scratch directory (`<` reads the paths above) |
 const REWRITES: [(&str, &str); 1] = [("https://lg.example.net", "http://127.0.0.1:9179")];
+
+/// The route server's default runtime directory (its control socket for `route-server reload`).
+const RUNTIME_DIR: &str = "/run/vixp-route-server";
+
+/// The guide whose member-adding reload must add [`NEW_MEMBER`].
+const RUN: &str = "docs/run-an-exchange.md";
+
+/// The member the live test adds to the fabric file before the operator's guide reloads it.
+const NEW_MEMBER: &str = "charlie";
 
 /// The guide whose filtered-route commands must show a refused route.
 const TROUBLESHOOT: &str = "docs/troubleshoot.md";
@@ -553,6 +569,7 @@ impl Setting<'_> {
                     .join(format!("keygen-{}/private.key", self.keygens)),
             ),
             "/etc/vixp/private.key" => Some(dir.join(format!("{host}.key"))),
+            RUNTIME_DIR => Some(dir.join(ROUTE_SERVER_RUNTIME_DIR)),
             _ => None,
         }
     }
@@ -609,7 +626,7 @@ impl Setting<'_> {
             }
             if let (Some(flag), Some(at)) = (&current_flag, line.find("[default: ")) {
                 let value = line[at + 10..].trim_end().trim_end_matches(']');
-                if value.starts_with("/etc/vixp/") {
+                if value.starts_with("/etc/vixp/") || value == RUNTIME_DIR {
                     found.push((flag.clone(), value.to_owned()));
                 }
             }
@@ -748,8 +765,31 @@ fn process_id(argv: &[String]) -> Option<u32> {
     })
 }
 
-/// Narrows the exchange's IPv6 prefix lengths to /47 and reloads the route server with SIGHUP
-/// (by the PID of the exchange's own `route-server run`), then waits until alpha's
+/// Adds [`NEW_MEMBER`] to the exchange's fabric file, as the operator's guide says before its
+/// reload: a new key (generated with `vixp keygen`), free LAN addresses, an endpoint on the
+/// underlay. Nothing runs there, so its sessions stay down; the reload must report it added.
+fn add_member(exchange: &FabricExchange, scratch: &Path) {
+    let public_key = keygen(scratch, NEW_MEMBER).expect("vixp keygen for the new member");
+    let fabric = exchange.dir().join("fabric.yaml");
+    let mut text = fs::read_to_string(&fabric).expect("read the fabric file");
+    assert!(
+        text.trim_end()
+            .ends_with(&format!("{}:51820", underlay_ipv4(12))),
+        "members last"
+    );
+    let entry = format!(
+        "  - name: {NEW_MEMBER}\n    asn: 64503\n    ipv4: {}\n    ipv6: \"{}\"\n    \
+         public_key: \"{public_key}\"\n    endpoint: {}:51820\n",
+        lan_ipv4(13),
+        lan_ipv6(13),
+        underlay_ipv4(13),
+    );
+    text.push_str(&entry);
+    fs::write(&fabric, text).expect("write the fabric file");
+}
+
+/// Narrows the exchange's IPv6 prefix lengths to /47 and reloads the route server (`route-server
+/// reload` through the exchange's control socket), then waits until alpha's
 /// [`REFUSED_ROUTE`] is listed as filtered.
 fn refuse_alphas_ipv6_route(exchange: &FabricExchange) {
     let fabric = exchange.dir().join("fabric.yaml");
@@ -765,18 +805,20 @@ fn refuse_alphas_ipv6_route(exchange: &FabricExchange) {
     );
     fs::write(&fabric, narrowed).expect("write the fabric file");
     let route_server = binary_path("route-server").to_string_lossy().into_owned();
-    let argv = [
-        route_server.clone(),
-        "run".to_owned(),
-        "-c".to_owned(),
-        fabric.to_string_lossy().into_owned(),
-    ];
-    let pid = process_id(&argv).expect("the exchange's route server is running");
-    let status = Command::new("kill")
-        .args(["-HUP", &pid.to_string()])
-        .status()
-        .expect("kill -HUP");
-    assert!(status.success(), "kill -HUP {pid}");
+    let runtime_dir = exchange.dir().join(ROUTE_SERVER_RUNTIME_DIR);
+    exchange
+        .route_server_netns()
+        .run(
+            &route_server,
+            &[
+                "reload",
+                "-c",
+                &fabric.to_string_lossy(),
+                "--runtime-dir",
+                &runtime_dir.to_string_lossy(),
+            ],
+        )
+        .expect("route-server reload of the narrowed policy");
     exchange.wait_for(RELOAD, "alpha's IPv6 route refused after the reload", |x| {
         x.route_server_netns()
             .run(
@@ -816,6 +858,7 @@ fn every_unmarked_guide_command_runs_against_a_live_exchange() {
     let mut problems = Vec::new();
     let mut ran = 0;
     let mut filtering = false;
+    let mut added = false;
     // What the lines that ask for alpha's refused routes printed.
     let mut filtered_views = Vec::new();
     for block in blocks.iter().filter(|block| block.exercised_by.is_empty()) {
@@ -856,6 +899,14 @@ fn every_unmarked_guide_command_runs_against_a_live_exchange() {
                 ran += 1;
                 continue;
             }
+            let reloads = commands
+                .iter()
+                .any(|argv| argv.len() > 1 && argv[0] == "route-server" && argv[1] == "reload");
+            let adds_member = block.guide == RUN && reloads && !added;
+            if adds_member {
+                add_member(&exchange, scratch.path());
+                added = true;
+            }
             let shell_line = setting.rewrite(line, host);
             let result = setting
                 .netns(host)
@@ -866,6 +917,12 @@ fn every_unmarked_guide_command_runs_against_a_live_exchange() {
                 .map_or_else(ToString::to_string, Clone::clone);
             let head: Vec<&str> = shown.lines().take(12).collect();
             eprintln!("$ {shell_line}    [{host}]\n{}", head.join("\n"));
+            if adds_member && !shown.contains(&format!("members added: {NEW_MEMBER}")) {
+                problems.push(format!(
+                    "{}: the reload does not report {NEW_MEMBER} added:\n{shown}",
+                    line.place()
+                ));
+            }
             if block.guide == TROUBLESHOOT
                 && shell_line.contains("alpha")
                 && shell_line.contains("filtered")
@@ -888,6 +945,7 @@ fn every_unmarked_guide_command_runs_against_a_live_exchange() {
         }
     }
     assert!(ran >= 20, "only {ran} guide lines ran");
+    assert!(added, "{RUN} reloads no route server after adding a member");
     let examples = check_node_file_examples(&setting, &mut problems);
     assert!(examples >= 2, "only {examples} node file examples checked");
     // Troubleshooting filtered routes shows the one the policy refuses, with its reason.
