@@ -1,8 +1,10 @@
 //! The route server's import policy against real BIRD members: a member announces one good
 //! route and one of each kind of violating route (transit-free ASN behind it, reserved ASN,
 //! bogon prefix, too long, another member's next hop). The other members' BIRDs receive only
-//! the good one, and the route server shows each refused route with its reason. Must not send
-//! traffic outside the namespaces it creates.
+//! the good one, and the route server shows each refused route with its reason. The same for
+//! IRR data, BLACKHOLE and max-prefix (a member over its limit is cut off with Cease 6/1 before
+//! any route over the limit reaches the others; with `warn` it keeps its session and routes).
+//! Must not send traffic outside the namespaces it creates.
 
 use std::time::{Duration, Instant};
 
@@ -421,5 +423,279 @@ fn blackhole_routes_reach_the_others_only_from_members_that_opted_in() {
                 .route_server_metrics()
                 .is_ok_and(|metrics| metrics.contains(series))
         },
+    );
+}
+
+/// The value of the `/metrics` sample `series` (`name{labels}`), if our route server exports
+/// it.
+fn metric(exchange: &Exchange, series: &str) -> Option<f64> {
+    let metrics = exchange.route_server_metrics().ok()?;
+    metrics.lines().find_map(|line| {
+        line.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// Waits until the `/metrics` sample `series` is `value`.
+fn wait_for_metric(exchange: &Exchange, series: &str, value: f64) {
+    exchange.wait_for(
+        Duration::from_secs(5),
+        &format!("{series} to be {value} (gauges are refreshed every second)"),
+        |exchange| metric(exchange, series).is_some_and(|found| (found - value).abs() < 1e-9),
+    );
+}
+
+/// Neighbor `id` (`member.family`) as our route server's API lists it.
+fn neighbor(exchange: &Exchange, id: &str) -> serde_json::Value {
+    let body = exchange
+        .route_server_get("/api/v1/neighbors")
+        .expect("neighbors");
+    let value: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    value["neighbors"]
+        .as_array()
+        .and_then(|neighbors| neighbors.iter().find(|n| n["id"] == id).cloned())
+        .unwrap_or_else(|| panic!("no neighbor {id} in {body}"))
+}
+
+/// How many of `receiver`'s IPv4 routes come from the member with LAN address `next_hop`.
+fn routes_via(exchange: &Exchange, receiver: &str, next_hop: &str) -> Option<usize> {
+    let routes = exchange.member(receiver).routes().ok()?;
+    Some(
+        routes
+            .iter()
+            .filter(|route| route.next_hop.to_string() == next_hop)
+            .count(),
+    )
+}
+
+/// The "Import updates: received" counter of `receiver`'s IPv4 session with the route server:
+/// every route announcement its BIRD was ever sent, so a route that was sent and withdrawn at
+/// once still counts.
+fn updates_received(exchange: &Exchange, receiver: &str) -> u64 {
+    exchange
+        .member(receiver)
+        .bird()
+        .expect("a BIRD member")
+        .import_updates_received("rs4")
+        .expect("birdc show protocols all rs4")
+}
+
+/// Route server log lines that contain every one of `words`.
+fn log_lines(exchange: &Exchange, words: &[&str]) -> usize {
+    let log = std::fs::read_to_string(exchange.path("route-server.log")).unwrap_or_default();
+    log.lines()
+        .filter(|line| words.iter().all(|word| line.contains(word)))
+        .count()
+}
+
+/// A BIRD member announcing `198.18.THIRD.0/24` for each of `thirds`.
+fn numbered_member(
+    name: &str,
+    asn: u32,
+    host: u8,
+    thirds: std::ops::RangeInclusive<u8>,
+) -> MemberSpec {
+    MemberSpec {
+        name: name.to_owned(),
+        asn,
+        host,
+        kind: MemberKind::Bird,
+        announcements: thirds
+            .map(|third| Announcement::new(prefix(&format!("198.18.{third}.0/24"))))
+            .collect(),
+    }
+}
+
+#[test]
+fn a_bird_member_over_its_max_prefix_is_cut_off_and_the_others_never_get_the_excess() {
+    // Juliet may announce 10 IPv4 prefixes and starts with 9 (90%: the warning threshold).
+    let members = vec![
+        numbered_member("juliet", 64511, 21, 230..=238),
+        numbered_member("kilo", 64512, 22, 250..=250),
+        numbered_member("lima", 64513, 23, 251..=251),
+    ];
+    let extras = FabricExtras::default()
+        .policy("  max_prefix_action: shutdown")
+        .member("juliet", "    max_prefix: {ipv4: 10}");
+    let mut exchange =
+        Exchange::start_with("policy-max-prefix", RouteServerKind::Ours, members, &extras)
+            .unwrap_or_else(|error| panic!("cannot start the exchange: {error}"));
+    exchange.wait_established();
+    let juliet = "198.18.0.21";
+    let holds = |count: usize| {
+        move |exchange: &Exchange| {
+            ["kilo", "lima"]
+                .iter()
+                .all(|name| routes_via(exchange, name, juliet) == Some(count))
+        }
+    };
+    exchange.wait_for(
+        Duration::from_secs(15),
+        "kilo and lima to hold juliet's 9 routes",
+        holds(9),
+    );
+
+    // At 90% the warning gauge is up and says so once in the log; nobody else is flagged.
+    wait_for_metric(
+        &exchange,
+        "route_server_max_prefix_usage_ratio{member=\"juliet\",family=\"ipv4\"}",
+        0.9,
+    );
+    wait_for_metric(
+        &exchange,
+        "route_server_max_prefix_warning{member=\"juliet\",family=\"ipv4\"}",
+        1.0,
+    );
+    wait_for_metric(
+        &exchange,
+        "route_server_max_prefix_warning{member=\"kilo\",family=\"ipv4\"}",
+        0.0,
+    );
+    wait_for_metric(
+        &exchange,
+        "route_server_max_prefix_exceeded_total{member=\"juliet\",family=\"ipv4\"}",
+        0.0,
+    );
+    // Juliet's 9 and lima's 1.
+    for name in ["kilo", "lima"] {
+        assert_eq!(updates_received(&exchange, name), 10, "{name}");
+    }
+
+    // The tenth prefix is still within the limit and reaches everyone.
+    exchange
+        .member_mut("juliet")
+        .announce(Announcement::new(prefix("198.18.239.0/24")))
+        .expect("announce the tenth prefix");
+    exchange.wait_for(
+        Duration::from_secs(10),
+        "kilo and lima to hold juliet's 10 routes",
+        holds(10),
+    );
+    assert!(exchange.member("juliet").sessions_established());
+
+    // The eleventh goes over: juliet's IPv4 session is closed with Cease / Maximum Number of
+    // Prefixes Reached (RFC 4486 subcode 1) and its routes are withdrawn from everyone.
+    let excess = prefix("198.18.240.0/24");
+    exchange
+        .member_mut("juliet")
+        .announce(Announcement::new(excess))
+        .expect("announce the eleventh prefix");
+    exchange.wait_for(
+        Duration::from_secs(10),
+        "juliet's BIRD to show the route server's Cease",
+        |exchange| {
+            exchange
+                .member("juliet")
+                .bird()
+                .and_then(|bird| bird.birdc(&["show", "protocols", "all", "rs4"]).ok())
+                .is_some_and(|shown| shown.contains("Received: Maximum number of prefixes reached"))
+        },
+    );
+    exchange.wait_for(
+        Duration::from_secs(10),
+        "kilo and lima to lose juliet's routes",
+        holds(0),
+    );
+    let bird = exchange.member("juliet").bird().expect("juliet runs BIRD");
+    assert!(!bird.is_established("rs4"));
+    // The limit is per family: juliet's IPv6 session stays.
+    assert!(bird.is_established("rs6"));
+    let state = neighbor(&exchange, "juliet.ipv4");
+    assert_ne!(state["state"], "Established", "{state:#}");
+    let last_error = state["last_error"].as_str().unwrap_or_default();
+    assert!(
+        last_error.contains("Cease") && last_error.contains("Maximum Number of Prefixes Reached"),
+        "{state:#}"
+    );
+    assert_eq!(neighbor(&exchange, "juliet.ipv6")["state"], "Established");
+
+    // Kilo's and lima's BIRDs were never sent the eleventh route, not even for a moment: their
+    // import counters grew by the tenth route only.
+    for name in ["kilo", "lima"] {
+        assert_eq!(updates_received(&exchange, name), 11, "{name}");
+        let routes = exchange.member(name).routes().expect("routes");
+        assert!(
+            routes.iter().all(|route| route.prefix != excess),
+            "{routes:?}"
+        );
+    }
+    wait_for_metric(
+        &exchange,
+        "route_server_max_prefix_exceeded_total{member=\"juliet\",family=\"ipv4\"}",
+        1.0,
+    );
+    assert_eq!(
+        log_lines(
+            &exchange,
+            &["juliet", "warning threshold of its max-prefix limit"]
+        ),
+        1,
+        "one warning line\n{}",
+        exchange.report()
+    );
+}
+
+#[test]
+fn a_bird_member_over_its_max_prefix_with_warn_keeps_its_session_and_every_route() {
+    // Mike may announce 4 IPv4 prefixes; with `warn` going over is logged and counted only.
+    let members = vec![
+        numbered_member("mike", 64514, 24, 230..=233),
+        numbered_member("november", 64515, 25, 250..=250),
+        numbered_member("oscar", 64516, 26, 251..=251),
+    ];
+    let extras = FabricExtras::default()
+        .policy("  max_prefix_action: warn")
+        .member("mike", "    max_prefix: {ipv4: 4}");
+    let mut exchange = Exchange::start_with(
+        "policy-max-prefix-warn",
+        RouteServerKind::Ours,
+        members,
+        &extras,
+    )
+    .unwrap_or_else(|error| panic!("cannot start the exchange: {error}"));
+    exchange.wait_established();
+    wait_for_metric(
+        &exchange,
+        "route_server_max_prefix_warning{member=\"mike\",family=\"ipv4\"}",
+        1.0,
+    );
+    for third in 234..=235 {
+        exchange
+            .member_mut("mike")
+            .announce(Announcement::new(prefix(&format!("198.18.{third}.0/24"))))
+            .expect("announce beyond the limit");
+    }
+    // Every route, those over the limit too, reaches the others.
+    exchange.wait_for(
+        Duration::from_secs(15),
+        "november and oscar to hold all 6 of mike's routes",
+        |exchange| {
+            ["november", "oscar"]
+                .iter()
+                .all(|name| routes_via(exchange, name, "198.18.0.24") == Some(6))
+        },
+    );
+    wait_for_metric(
+        &exchange,
+        "route_server_max_prefix_usage_ratio{member=\"mike\",family=\"ipv4\"}",
+        1.5,
+    );
+    wait_for_metric(
+        &exchange,
+        "route_server_max_prefix_exceeded_total{member=\"mike\",family=\"ipv4\"}",
+        1.0,
+    );
+    let state = neighbor(&exchange, "mike.ipv4");
+    assert_eq!(state["state"], "Established", "{state:#}");
+    assert_eq!(state["routes_accepted"], 6, "{state:#}");
+    assert!(exchange.member("mike").sessions_established());
+    assert_eq!(
+        log_lines(&exchange, &["mike", "action warn: session kept"]),
+        1,
+        "{}",
+        exchange.report()
     );
 }

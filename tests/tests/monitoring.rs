@@ -46,7 +46,7 @@ const QUERY_VARIABLES: [(&str, &str); 5] = [
 /// `promtool test rules` cases for alerts.yml (its path is prepended): after 20 minutes exactly
 /// the seven alerts meant to fire do (a session that was up, 95% of max-prefix, a rejected
 /// fabric, no RPKI cache for 18 minutes, a 9-minute-old handshake, 20 spoofed drops/s, a node
-/// whose fabric was rejected); a session never established, exactly 90% of max-prefix, RPKI
+/// whose fabric was rejected); a session never established, 89% of max-prefix, RPKI
 /// caches gone for 3 minutes, a fresh or absent handshake, broadcast drops, 1 drop/s and a
 /// node that applied a fixed fabric a minute after a rejected one do not; at 3
 /// minutes nothing fires yet because of each rule's `for`.
@@ -62,14 +62,14 @@ tests:
         values: '0x30'
       - series: 'route_server_session_established_timestamp_seconds{instance="rs",member="bravo",family="ipv4"}'
         values: '0x30'
-      - series: 'route_server_prefixes_received{instance="rs",member="alpha",family="ipv4"}'
-        values: '95x30'
-      - series: 'route_server_max_prefix_limit{instance="rs",member="alpha",family="ipv4"}'
-        values: '100x30'
-      - series: 'route_server_prefixes_received{instance="rs",member="bravo",family="ipv4"}'
-        values: '90x30'
-      - series: 'route_server_max_prefix_limit{instance="rs",member="bravo",family="ipv4"}'
-        values: '100x30'
+      - series: 'route_server_max_prefix_usage_ratio{instance="rs",member="alpha",family="ipv4"}'
+        values: '0.95x30'
+      - series: 'route_server_max_prefix_warning{instance="rs",member="alpha",family="ipv4"}'
+        values: '1x30'
+      - series: 'route_server_max_prefix_usage_ratio{instance="rs",member="bravo",family="ipv4"}'
+        values: '0.89x30'
+      - series: 'route_server_max_prefix_warning{instance="rs",member="bravo",family="ipv4"}'
+        values: '0x30'
       - series: 'route_server_fabric_reload_success{instance="rs"}'
         values: '1 1 1 0x30'
       - series: 'route_server_fabric_reload_success{instance="rs2"}'
@@ -532,8 +532,8 @@ fn every_metric_in_the_alert_rules_and_dashboards_is_exported_by_a_running_daemo
     for expected in [
         "route_server_session_up",
         "route_server_session_established_timestamp_seconds",
-        "route_server_prefixes_received",
-        "route_server_max_prefix_limit",
+        "route_server_max_prefix_usage_ratio",
+        "route_server_max_prefix_warning",
         "route_server_fabric_reload_success",
         "vixp_fabric_reload_success",
         "vixp_latest_handshake_seconds",
