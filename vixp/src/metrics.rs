@@ -135,6 +135,13 @@ impl Collector for SnapshotCollector {
             None,
             MetricType::Counter,
         )?)?;
+        let too_big = ConstCounter::new(status.too_big_answers);
+        too_big.encode(encoder.encode_descriptor(
+            "too_big_answers",
+            "ICMP fragmentation needed and ICMPv6 packet too big answers sent to the LAN",
+            None,
+            MetricType::Counter,
+        )?)?;
         let mut family = encoder.encode_descriptor(
             "drops",
             "Frames and datagrams dropped, by reason",
@@ -252,6 +259,7 @@ mod tests {
                 rejected: Some("fabric.yaml:1: lan: required".to_owned()),
             },
             handshakes: 4,
+            too_big_answers: 6,
             ..Status::default()
         };
         status.peers.push(PeerView {
@@ -281,6 +289,11 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("vixp_handshakes_total 4\n"), "{text}");
+        assert!(
+            text.contains("# TYPE vixp_too_big_answers_total counter\n"),
+            "{text}"
+        );
+        assert!(text.contains("vixp_too_big_answers_total 6\n"), "{text}");
         assert!(text.contains("vixp_fabric_members 3\n"), "{text}");
         assert!(
             text.contains("vixp_latest_handshake_seconds{member=\"bravo\"} 1700000000\n"),

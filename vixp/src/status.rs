@@ -35,6 +35,10 @@ pub struct Status {
     pub fabric_members: u64,
     /// Handshakes completed with any peer.
     pub handshakes: u64,
+    /// ICMP "fragmentation needed" and ICMPv6 "packet too big" answers sent to the LAN for
+    /// packets over the tunnel MTU (each also counted as an `exceeds_mtu` drop).
+    #[serde(default)]
+    pub too_big_answers: u64,
     /// Every other node of the fabric, by name.
     pub peers: Vec<PeerView>,
     /// Drops by reason name (every reason, zeros included).
@@ -177,6 +181,7 @@ impl Status {
             fabric_version: fabric_version.clone(),
             fabric_members: peers.len() as u64 + 1,
             handshakes: core.handshakes(),
+            too_big_answers: core.too_big_answers(),
             peers,
             drops: core
                 .drops()
@@ -277,6 +282,13 @@ impl Status {
                 drops.join(", ")
             }
         );
+        if self.too_big_answers > 0 {
+            let _ = writeln!(
+                text,
+                "icmp too big answers: {} (packets over the tunnel MTU)",
+                self.too_big_answers
+            );
+        }
         text
     }
 }
@@ -300,6 +312,7 @@ mod tests {
             ),
             fabric_members: 2,
             handshakes: 1,
+            too_big_answers: 3,
             peers: vec![PeerView {
                 name: "bravo".to_owned(),
                 endpoint: Some("198.18.1.12:51820".to_owned()),
@@ -331,6 +344,7 @@ mod tests {
         assert!(text.contains("12s ago"), "{text}");
         assert!(text.contains("3 pkt 252 B"), "{text}");
         assert!(text.contains("drops: broadcast 2\n"), "{text}");
+        assert!(text.contains("icmp too big answers: 3 "), "{text}");
     }
 
     #[test]

@@ -205,10 +205,9 @@ fn frames_over_the_tunnel_mtu_get_fragmentation_needed_that_the_kernel_accepts()
     );
     // The status is a snapshot taken every 250 ms.
     assert!(wait_for(Duration::from_secs(2), || {
-        status(&directory, "alpha")["drops"]["exceeds_mtu"]
-            .as_u64()
-            .unwrap_or(0)
-            >= 1
+        let status = status(&directory, "alpha");
+        status["drops"]["exceeds_mtu"].as_u64().unwrap_or(0) >= 1
+            && status["too_big_answers"].as_u64().unwrap_or(0) >= 1
     }));
     // The kernel learnt the path MTU from the answer: IPv4 now fragments to fit and passes.
     assert!(
