@@ -52,11 +52,14 @@ pub enum DropReason {
     /// A frame from the TAP device dropped because the worker's queue was full: the oldest
     /// frame of the flow with the most bytes queued (RFC 8290 section 4.1).
     QueueFull,
+    /// A decrypted data packet dropped by CoDel (RFC 8289) because datagrams had waited in the
+    /// worker's UDP socket longer than the target for a whole interval.
+    AqmDrop,
 }
 
 impl DropReason {
     /// Every reason, in the order status and metrics list them.
-    pub const ALL: [DropReason; 20] = [
+    pub const ALL: [DropReason; 21] = [
         DropReason::NotIp,
         DropReason::UnknownMac,
         DropReason::Broadcast,
@@ -77,6 +80,7 @@ impl DropReason {
         DropReason::TooLarge,
         DropReason::ExceedsMtu,
         DropReason::QueueFull,
+        DropReason::AqmDrop,
     ];
 
     /// The name used in status output and in the `reason` label of `vixp_drops_total`.
@@ -102,6 +106,7 @@ impl DropReason {
             DropReason::TooLarge => "too_large",
             DropReason::ExceedsMtu => "exceeds_mtu",
             DropReason::QueueFull => "queue_full",
+            DropReason::AqmDrop => "aqm_drop",
         }
     }
 

@@ -18,6 +18,7 @@
 //! `&mut self`; each peer's tunnel, endpoint and counters sit behind the peer's own lock, so
 //! members never wait for each other; drop counters are atomics.
 
+pub mod aqm;
 pub mod coalesce;
 mod counters;
 pub mod fair;

@@ -26,11 +26,13 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::poll::{PollFd, PollFlags, poll};
 use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
 use tun_rs::SyncDevice;
 
+use crate::core::aqm::Codel;
 use crate::core::coalesce::Coalescer;
 use crate::core::fair::{FairQueues, flow_hash};
 use crate::core::offload::{VIRTIO_NET_HEADER, VirtioHeader, split};
@@ -45,6 +47,8 @@ pub const TAP_BUFFERS: usize = 48;
 /// Bytes of frames encrypted per round before the TAP device is read again: a ping that
 /// arrives meanwhile waits at most this long (about 200 us at 10 Gbit/s of crypto).
 pub const SERVE_BYTES: usize = 256 * 1024;
+/// Smallest decrypted packet CoDel may drop: bulk data, not ACKs or pings.
+pub const AQM_DROPPABLE: usize = 576;
 /// Receive buffers handed to one `recvmmsg`.
 pub const RECEIVE_BATCH: usize = 16;
 /// Size of one receive buffer: room for a full UDP GRO burst (64 datagrams of an Ethernet-MTU
@@ -170,11 +174,13 @@ pub struct DataPath {
 
 impl DataPath {
     /// Starts one worker (an outbound and an inbound thread) per pair of TAP queue and UDP
-    /// socket: `taps[i]` (opened with a virtio-net header when `offload`) with `underlays[i]`.
+    /// socket: `taps[i]` (opened with a virtio-net header when `offload`) with `underlays[i]`;
+    /// with `codel`, each inbound thread runs CoDel on its socket's queue.
     pub fn start(
         core: SharedCore,
         taps: &[Arc<SyncDevice>],
         offload: bool,
+        codel: bool,
         underlays: &[Arc<Underlay>],
     ) -> io::Result<DataPath> {
         let stop = Arc::new(AtomicBool::new(false));
@@ -204,7 +210,7 @@ impl DataPath {
                 );
                 std::thread::Builder::new()
                     .name(format!("vixp-in-{worker}"))
-                    .spawn(move || inbound(&core, &tap, offload, &underlay, &stop))
+                    .spawn(move || inbound(&core, &tap, offload, codel, &underlay, &stop))
             };
             for thread in [outbound, inbound] {
                 match thread {
@@ -220,6 +226,7 @@ impl DataPath {
         tracing::info!(
             workers = data_path.threads.len() / 2,
             offload,
+            codel,
             udp_coalescing = offload && taps.first().is_some_and(|tap| tap.udp_gso()),
             gso_segments = first.map(|underlay| underlay.max_segments()),
             gro_segments = first.map(|underlay| underlay.gro_segments()),
@@ -471,6 +478,7 @@ fn inbound(
     core: &RwLock<Core>,
     tap: &SyncDevice,
     offload: bool,
+    codel_on: bool,
     underlay: &Underlay,
     stop: &AtomicBool,
 ) {
@@ -487,6 +495,7 @@ fn inbound(
     let mut coalescer = Coalescer::new();
     // UDP runs too when the kernel took UDP segmentation offload on the TAP (Linux 6.2).
     coalescer.set_udp(offload && tap.udp_gso());
+    let mut codel = Codel::default();
     while !stop.load(Ordering::Relaxed) {
         let received = match underlay
             .state
@@ -506,6 +515,14 @@ fn inbound(
         let core = read(core);
         for (meta, slice) in metas.iter().zip(slices.iter()).take(received) {
             let from = super::canonical(meta.addr);
+            // The kernel's arrival stamp (SO_TIMESTAMPNS, which quinn-udp turns on) is wall
+            // clock time; a datagram without one counts as not having waited.
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            let sojourn = meta
+                .timestamp
+                .map_or(Duration::ZERO, |arrived| now.saturating_sub(arrived));
             let Some(bytes) = slice.get(..meta.len) else {
                 continue;
             };
@@ -532,6 +549,10 @@ fn inbound(
                 else {
                     continue;
                 };
+                if codel_on && codel.should_drop(now, sojourn, length >= AQM_DROPPABLE) {
+                    core.count_drop(DropReason::AqmDrop);
+                    continue;
+                }
                 if !offload {
                     write_frame(tap, offload, &mut frame, length);
                     continue;

@@ -109,8 +109,15 @@ pub async fn up(config: &Path) -> anyhow::Result<()> {
         &fabric_label,
         &fabric_version,
     )));
-    let data_path = DataPath::start(Arc::clone(&core), &link.queues, link.offload, &underlays)
-        .context("cannot start the forwarding threads")?;
+    let codel = node.aqm == crate::node::Aqm::Codel;
+    let data_path = DataPath::start(
+        Arc::clone(&core),
+        &link.queues,
+        link.offload,
+        codel,
+        &underlays,
+    )
+    .context("cannot start the forwarding threads")?;
     let control = ControlSocket::bind(&node.control_socket).await?;
     let control_task = tokio::spawn(control.serve(Arc::clone(&status)));
     let metrics_listener = tokio::net::TcpListener::bind(node.metrics)

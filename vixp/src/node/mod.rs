@@ -49,13 +49,15 @@ pub const DEFAULT_MSS_CLAMP: MssClamp = MssClamp::Off;
 pub const MIN_MSS: u16 = 536;
 /// Largest MSS `mss_clamp` accepts (65535 minus the IPv4 and TCP headers).
 pub const MAX_MSS: u16 = 65_495;
+/// Active queue management of received datagrams when `aqm` is not set: CoDel.
+pub const DEFAULT_AQM: Aqm = Aqm::Codel;
 /// Most forwarding workers `workers` accepts.
 pub const MAX_WORKERS: u16 = 64;
 /// Longest Linux interface name (IFNAMSIZ minus the terminating zero).
 const MAX_INTERFACE_NAME: usize = 15;
 
 /// The fields node.yaml may hold, in documentation order.
-const FIELDS: [&str; 12] = [
+const FIELDS: [&str; 13] = [
     "member",
     "private_key_file",
     "fabric",
@@ -68,6 +70,7 @@ const FIELDS: [&str; 12] = [
     "offload",
     "mss_clamp",
     "workers",
+    "aqm",
 ];
 
 /// A parsed node file: every value valid on its own. Paths are absolute or relative to the
@@ -103,8 +106,21 @@ pub struct NodeFile {
     pub mss_clamp: MssClamp,
     /// Forwarding workers; `None` (`auto`, the default): one per core.
     pub workers: Option<u16>,
+    /// Active queue management of the datagrams waiting in the workers' UDP sockets
+    /// ([`DEFAULT_AQM`] when not set).
+    pub aqm: Aqm,
     /// Line of each field in the file, for messages about values checked later.
     lines: FieldLines,
+}
+
+/// Active queue management of the datagrams a worker reads from its UDP socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aqm {
+    /// CoDel (RFC 8289) on the kernel's arrival timestamps: when datagrams keep waiting longer
+    /// than the target, bulk data packets are dropped after decryption so TCP backs off.
+    Codel,
+    /// No dropping: the socket's queue is as long as the senders make it.
+    Off,
 }
 
 /// How the node clamps the MSS option of TCP SYN segments on the LAN.
@@ -716,6 +732,23 @@ impl<'a> Converter<'a> {
             Some(WordOrInteger::Integer(count)) => u16::try_from(count).ok(),
             Some(WordOrInteger::Word(_)) | None => None,
         };
+        // YAML 1.1 reads a bare `off` as false.
+        let aqm = if Self::present(&raw.aqm).is_some_and(|value| value.value == Scalar::Bool(false))
+        {
+            Aqm::Off
+        } else {
+            match self.word_or_integer(
+                &raw.aqm,
+                "aqm",
+                &["codel", "off"],
+                std::ops::RangeInclusive::new(1, 0), // no number is valid
+                "codel or off",
+            ) {
+                Some(WordOrInteger::Word("off")) => Aqm::Off,
+                Some(WordOrInteger::Word(_)) => Aqm::Codel,
+                Some(WordOrInteger::Integer(_)) | None => DEFAULT_AQM,
+            }
+        };
         if !self.problems.is_empty() {
             self.problems.sort_by_key(|problem| problem.line);
             return Err(NodeError::Invalid {
@@ -738,6 +771,7 @@ impl<'a> Converter<'a> {
                     offload,
                     mss_clamp,
                     workers,
+                    aqm,
                     lines: FieldLines {
                         member: line(&raw.member),
                         private_key_file: line(&raw.private_key_file),
@@ -801,6 +835,7 @@ mod tests {
         assert!(node.offload);
         assert_eq!(node.mss_clamp, MssClamp::Off);
         assert_eq!(node.workers, None);
+        assert_eq!(node.aqm, Aqm::Codel);
     }
 
     #[test]
@@ -808,7 +843,7 @@ mod tests {
         let text = format!(
             "{MINIMAL}interface: ix1\nmtu: 1380\nlisten_port: 51999\nmetrics: \"[::1]:9999\"\n\
              control_socket: /tmp/x.sock\npersistent_keepalive: 25\noffload: false\n\
-             mss_clamp: 1300\nworkers: 3\n"
+             mss_clamp: 1300\nworkers: 3\naqm: off\n"
         );
         let node = NodeFile::parse(&text, Path::new("n.yaml")).expect("valid");
         assert_eq!(node.interface, "ix1");
@@ -820,10 +855,22 @@ mod tests {
         assert!(!node.offload);
         assert_eq!(node.mss_clamp, MssClamp::Fixed(1300));
         assert_eq!(node.workers, Some(3));
+        assert_eq!(node.aqm, Aqm::Off);
+        let quoted = NodeFile::parse(&format!("{MINIMAL}aqm: \"off\"\n"), Path::new("n.yaml"));
+        assert_eq!(quoted.expect("valid").aqm, Aqm::Off);
+        let codel = NodeFile::parse(&format!("{MINIMAL}aqm: codel\n"), Path::new("n.yaml"));
+        assert_eq!(codel.expect("valid").aqm, Aqm::Codel);
         let found = messages(&format!("{MINIMAL}offload: 1\n"));
         assert_eq!(
             found,
             ["/etc/vixp/node.yaml:4: offload: expected true or false, found 1"]
+        );
+        let found = messages(&format!("{MINIMAL}aqm: red\n"));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with("/etc/vixp/node.yaml:4: aqm: ")
+                && found[0].contains("codel or off"),
+            "{found:?}"
         );
     }
 
@@ -864,7 +911,7 @@ mod tests {
             [
                 "/etc/vixp/node.yaml:4: colour: unknown field; valid fields: member, \
                  private_key_file, fabric, interface, mtu, listen_port, metrics, control_socket, \
-                 persistent_keepalive, offload, mss_clamp, workers"
+                 persistent_keepalive, offload, mss_clamp, workers, aqm"
             ]
         );
     }
