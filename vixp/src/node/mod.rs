@@ -577,6 +577,12 @@ impl<'a> Converter<'a> {
         {
             return Some(WordOrInteger::Word(word));
         }
+        // YAML 1.1 reads a bare `off` as false: where `off` is a keyword, that is what was meant.
+        if value.value == Scalar::Bool(false)
+            && let Some(word) = words.iter().find(|word| **word == "off")
+        {
+            return Some(WordOrInteger::Word(word));
+        }
         self.integer(field, name, range, valid)
             .map(WordOrInteger::Integer)
     }
@@ -732,22 +738,16 @@ impl<'a> Converter<'a> {
             Some(WordOrInteger::Integer(count)) => u16::try_from(count).ok(),
             Some(WordOrInteger::Word(_)) | None => None,
         };
-        // YAML 1.1 reads a bare `off` as false.
-        let aqm = if Self::present(&raw.aqm).is_some_and(|value| value.value == Scalar::Bool(false))
-        {
-            Aqm::Off
-        } else {
-            match self.word_or_integer(
-                &raw.aqm,
-                "aqm",
-                &["codel", "off"],
-                std::ops::RangeInclusive::new(1, 0), // no number is valid
-                "codel or off",
-            ) {
-                Some(WordOrInteger::Word("off")) => Aqm::Off,
-                Some(WordOrInteger::Word(_)) => Aqm::Codel,
-                Some(WordOrInteger::Integer(_)) | None => DEFAULT_AQM,
-            }
+        let aqm = match self.word_or_integer(
+            &raw.aqm,
+            "aqm",
+            &["codel", "off"],
+            std::ops::RangeInclusive::new(1, 0), // no number is valid
+            "codel or off",
+        ) {
+            Some(WordOrInteger::Word("off")) => Aqm::Off,
+            Some(WordOrInteger::Word(_)) => Aqm::Codel,
+            Some(WordOrInteger::Integer(_)) | None => DEFAULT_AQM,
         };
         if !self.problems.is_empty() {
             self.problems.sort_by_key(|problem| problem.line);
@@ -860,6 +860,11 @@ mod tests {
         assert_eq!(quoted.expect("valid").aqm, Aqm::Off);
         let codel = NodeFile::parse(&format!("{MINIMAL}aqm: codel\n"), Path::new("n.yaml"));
         assert_eq!(codel.expect("valid").aqm, Aqm::Codel);
+        // A bare `off` is YAML 1.1's false; where `off` is a keyword it means off.
+        let bare = NodeFile::parse(&format!("{MINIMAL}mss_clamp: off\n"), Path::new("n.yaml"));
+        assert_eq!(bare.expect("valid").mss_clamp, MssClamp::Off);
+        assert_eq!(messages(&format!("{MINIMAL}mss_clamp: true\n")).len(), 1);
+        assert_eq!(messages(&format!("{MINIMAL}workers: off\n")).len(), 1);
         let found = messages(&format!("{MINIMAL}offload: 1\n"));
         assert_eq!(
             found,
