@@ -6,13 +6,15 @@
 //!
 //! `cargo run --release -p vixp --example per_packet`
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
+use support::udp_frame;
 use vixp::core::coalesce::Coalescer;
 use vixp::core::offload::{GSO_TCPV4, VIRTIO_NET_NEEDS_CHECKSUM, VirtioHeader, split};
-use vixp::core::{Action, BUFFER_SIZE, Core, OwnNode, PeerConfig, PeerSpec, mac_for_key};
-use vixp::keys::PrivateKey;
+use vixp::core::{Action, BUFFER_SIZE, PeerSpec};
+
+#[path = "../benches/support/mod.rs"]
+mod support;
 
 /// Packets per case.
 const PACKETS: usize = 300_000;
@@ -20,57 +22,6 @@ const PACKETS: usize = 300_000;
 const LARGE_SEGMENTS: usize = 6_000;
 /// Payload bytes per frame in the offload case (an MTU of 1420 less IPv4 and TCP headers).
 const MSS: usize = 1380;
-
-fn spec(name: &str, host: u8) -> (PeerSpec, PrivateKey) {
-    let key = PrivateKey::from_bytes([host; 32]);
-    let public_key = key.public_key();
-    let spec = PeerSpec {
-        name: name.to_owned(),
-        public_key,
-        mac: mac_for_key(&public_key),
-        ipv4: Some(Ipv4Addr::new(198, 18, 0, host)),
-        ipv6: None,
-        endpoint: None,
-    };
-    (spec, key)
-}
-
-fn core_for(own: &(PeerSpec, PrivateKey), other: &PeerSpec, other_address: SocketAddr) -> Core {
-    let mut core = Core::new(
-        OwnNode {
-            spec: own.0.clone(),
-            secret: own.1.secret(),
-        },
-        Some(Ipv4Addr::new(198, 18, 0, 255)),
-        None,
-    );
-    core.apply_peers(
-        own.0.clone(),
-        vec![PeerConfig {
-            spec: other.clone(),
-            endpoint: Some(other_address),
-        }],
-    );
-    core
-}
-
-/// An Ethernet frame with an IPv4 UDP packet of `ip_length` bytes from alpha to bravo.
-fn udp_frame(alpha: &PeerSpec, bravo: &PeerSpec, ip_length: usize) -> Vec<u8> {
-    let mut frame = Vec::with_capacity(14 + ip_length);
-    frame.extend_from_slice(&bravo.mac);
-    frame.extend_from_slice(&alpha.mac);
-    frame.extend_from_slice(&0x0800u16.to_be_bytes());
-    frame.extend_from_slice(&[0x45, 0]);
-    frame.extend_from_slice(&(ip_length as u16).to_be_bytes());
-    frame.extend_from_slice(&[0, 0, 0x40, 0, 64, 17, 0, 0]);
-    frame.extend_from_slice(&Ipv4Addr::new(198, 18, 0, 11).octets());
-    frame.extend_from_slice(&Ipv4Addr::new(198, 18, 0, 12).octets());
-    frame.extend_from_slice(&[0x30, 0x39, 0x14, 0x51]);
-    frame.extend_from_slice(&((ip_length - 20) as u16).to_be_bytes());
-    frame.extend_from_slice(&[0, 0]);
-    frame.resize(14 + ip_length, 0xa5);
-    frame
-}
 
 /// A large TCP segment (before its virtio-net header is applied) of `payload` bytes.
 fn tcp_large_segment(alpha: &PeerSpec, bravo: &PeerSpec, payload: usize) -> Vec<u8> {
@@ -84,37 +35,19 @@ fn tcp_large_segment(alpha: &PeerSpec, bravo: &PeerSpec, payload: usize) -> Vec<
 }
 
 fn main() {
-    let alpha = spec("alpha", 11);
-    let bravo = spec("bravo", 12);
-    let alpha_address = SocketAddr::from((Ipv4Addr::new(198, 18, 1, 11), 51820));
-    let bravo_address = SocketAddr::from((Ipv4Addr::new(198, 18, 1, 12), 51820));
-    let sender = core_for(&alpha, &bravo.0, bravo_address);
-    let receiver = core_for(&bravo, &alpha.0, alpha_address);
+    let support::Pair {
+        sender,
+        receiver,
+        alpha,
+        bravo,
+        alpha_address,
+    } = support::pair();
     let mut datagram = vec![0u8; BUFFER_SIZE];
     let mut frame_out = vec![0u8; BUFFER_SIZE];
-    let mut reply = vec![0u8; BUFFER_SIZE];
-
-    // Handshake, in memory: the first frame is queued behind the initiation.
-    let first = udp_frame(&alpha.0, &bravo.0, 64);
-    let Action::Transmit { datagram: init, .. } = sender.handle_frame(&first, &mut datagram) else {
-        panic!("no handshake initiation");
-    };
-    let Action::Transmit {
-        datagram: response, ..
-    } = receiver.handle_datagram(alpha_address, init, &mut frame_out)
-    else {
-        panic!("no handshake response");
-    };
-    let response = response.to_vec();
-    let _ = sender.handle_datagram(bravo_address, &response, &mut reply);
-    while let Some((_, queued)) = sender.poll_transmit(&mut datagram) {
-        let queued = queued.to_vec();
-        let _ = receiver.handle_datagram(alpha_address, &queued, &mut frame_out);
-    }
 
     println!("per-packet path on one core, frame -> datagram -> frame, {PACKETS} packets each");
     for ip_length in [64usize, 1420] {
-        let frame = udp_frame(&alpha.0, &bravo.0, ip_length);
+        let frame = udp_frame(&alpha, &bravo, ip_length);
         let started = Instant::now();
         for _ in 0..PACKETS {
             let length = match sender.handle_frame(&frame, &mut datagram) {
@@ -137,7 +70,7 @@ fn main() {
 
     // TAP offload path: 64 KiB segment -> split -> encrypt -> decrypt -> coalesce.
     let payload = MSS * 47;
-    let large = tcp_large_segment(&alpha.0, &bravo.0, payload);
+    let large = tcp_large_segment(&alpha, &bravo, payload);
     let header = VirtioHeader {
         flags: VIRTIO_NET_NEEDS_CHECKSUM,
         gso_type: GSO_TCPV4,
