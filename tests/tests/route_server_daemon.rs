@@ -7,20 +7,15 @@
 //! namespace, whose end carries the members' addresses (a /24 of 198.19.0.0/16 per test), so
 //! the test's own sessions come from members' LAN addresses.
 
-use std::collections::HashMap;
 use std::io::{Read as _, Write as _};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpSocket, TcpStream};
-use vixp_bgp::session::Direction;
-use vixp_bgp::{
-    AsPath, Attributes, DownReason, Event, Family, LargeCommunity, Origin, Prefix, Segment,
-    SegmentKind, Session, SessionConfig, encode_announcements,
-};
+use tokio::io::AsyncReadExt as _;
+use tokio::net::TcpSocket;
+use vixp_bgp::{AsPath, Attributes, LargeCommunity, Origin, Prefix, Segment, SegmentKind};
 use vixp_tests::{Daemon, Netns, TempDir, binary_path};
 
 const RS_ASN: u32 = 64500;
@@ -231,145 +226,26 @@ fn run(program: &str, args: &[&str]) {
     assert!(status.success(), "{program} {args:?} failed");
 }
 
-/// A member's BGP speaker for the test: our own sans-IO session over a real TCP connection.
-struct Peer {
-    stream: TcpStream,
-    session: Session,
-    routes: HashMap<Prefix, Attributes>,
-    established: bool,
-    down: Option<DownReason>,
+use vixp_tests::RawPeer as Peer;
+
+/// A member's session from `host` as AS `asn`, established.
+async fn established(fixture: &Fixture, name: &'static str, host: u8, asn: u32) -> Peer {
+    let mut peer = connect(fixture, host, asn).await;
+    let up = peer
+        .pump_until(Duration::from_secs(10), |peer| peer.established)
+        .await;
+    assert!(
+        up,
+        "{name}: session not established ({:?})\n{}",
+        peer.down,
+        fixture.log()
+    );
+    peer
 }
 
-impl Peer {
-    async fn connect(fixture: &Fixture, host: u8, asn: u32) -> Peer {
-        let local = fixture.address(host);
-        let socket = TcpSocket::new_v4().expect("socket");
-        socket
-            .bind(SocketAddr::new(IpAddr::V4(local), 0))
-            .expect("bind member address");
-        let stream = socket.connect(fixture.bgp()).await.expect("connect");
-        let config = SessionConfig {
-            local_asn: asn,
-            local_id: local,
-            peer_asn: RS_ASN,
-            hold_time: 30,
-            families: vec![Family::Ipv4],
-            extended_messages: false,
-            route_refresh: true,
-        };
-        let session = Session::new(config, Direction::Outgoing, Instant::now());
-        Peer {
-            stream,
-            session,
-            routes: HashMap::new(),
-            established: false,
-            down: None,
-        }
-    }
-
-    async fn established(fixture: &Fixture, name: &'static str, host: u8, asn: u32) -> Peer {
-        let mut peer = Peer::connect(fixture, host, asn).await;
-        let up = peer
-            .pump_until(Duration::from_secs(10), |peer| peer.established)
-            .await;
-        assert!(
-            up,
-            "{name}: session not established ({:?})\n{}",
-            peer.down,
-            fixture.log()
-        );
-        peer
-    }
-
-    async fn flush(&mut self) {
-        while let Some(bytes) = self.session.poll_transmit() {
-            if self.stream.write_all(&bytes).await.is_err() {
-                break;
-            }
-        }
-        while let Some(event) = self.session.poll_event() {
-            match event {
-                Event::Established(_) => self.established = true,
-                Event::Update(update) => {
-                    for prefix in update.withdrawn {
-                        self.routes.remove(&prefix);
-                    }
-                    for announcement in update.announcements {
-                        for prefix in announcement.prefixes {
-                            self.routes.insert(prefix, announcement.attributes.clone());
-                        }
-                    }
-                }
-                Event::RouteRefresh(_) => {}
-                Event::Down(reason) => {
-                    self.established = false;
-                    self.down = Some(reason);
-                }
-            }
-        }
-    }
-
-    /// Runs the session until `done` holds or `timeout` passes; returns whether `done` held.
-    async fn pump_until(&mut self, timeout: Duration, done: impl Fn(&Peer) -> bool) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut buffer = vec![0u8; 65536];
-        loop {
-            self.flush().await;
-            if done(self) {
-                return true;
-            }
-            let now = Instant::now();
-            if now >= deadline || self.down.is_some() {
-                return done(self);
-            }
-            let wake = self
-                .session
-                .poll_timeout()
-                .map_or(deadline, |at| at.min(deadline));
-            let wait = wake
-                .saturating_duration_since(now)
-                .max(Duration::from_millis(1));
-            match tokio::time::timeout(wait, self.stream.read(&mut buffer)).await {
-                Ok(Ok(0)) | Ok(Err(_)) => self.session.handle_connection_closed(Instant::now()),
-                Ok(Ok(count)) => self
-                    .session
-                    .handle_received(&buffer[..count], Instant::now()),
-                Err(_) => self.session.handle_timeout(Instant::now()),
-            }
-        }
-    }
-
-    /// Keeps the session running for `duration` (answering keepalives).
-    async fn pump(&mut self, duration: Duration) {
-        self.pump_until(duration, |_| false).await;
-    }
-
-    async fn announce(&mut self, attributes: &Attributes, prefixes: &[Prefix]) {
-        let context = self
-            .session
-            .negotiated()
-            .expect("established")
-            .encode_context();
-        let mut messages = Vec::new();
-        encode_announcements(attributes, prefixes, &context, &mut messages);
-        for message in messages {
-            self.session.send_update(message, Instant::now());
-        }
-        self.flush().await;
-    }
-
-    async fn send_raw(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).await.expect("raw write");
-    }
-
-    fn notification_received(&self) -> Option<(u8, u8)> {
-        match &self.down {
-            Some(DownReason::NotificationReceived(notification)) => {
-                Some((notification.code, notification.subcode))
-            }
-            _ => None,
-        }
-    }
+/// A member's connection from `host` as AS `asn`, not yet established.
+async fn connect(fixture: &Fixture, host: u8, asn: u32) -> Peer {
+    Peer::connect(fixture.address(host), fixture.bgp(), asn, RS_ASN).await
 }
 
 fn prefix(text: &str) -> Prefix {
@@ -412,8 +288,8 @@ fn raw_update(attributes: &[u8], nlri: &[u8]) -> Vec<u8> {
 
 /// Alpha announces a route that bravo receives; returns both peers.
 async fn alpha_announces_to_bravo(fixture: &Fixture) -> (Peer, Peer) {
-    let mut alpha = Peer::established(fixture, "alpha", 11, 64501).await;
-    let mut bravo = Peer::established(fixture, "bravo", 12, 64502).await;
+    let mut alpha = established(fixture, "alpha", 11, 64501).await;
+    let mut bravo = established(fixture, "bravo", 12, 64502).await;
     let attributes = alpha_attributes(fixture);
     alpha
         .announce(
@@ -542,7 +418,7 @@ fn cli(args: &[&str]) -> String {
 #[tokio::test(flavor = "current_thread")]
 async fn an_unknown_address_is_refused_and_counted() {
     let fixture = Fixture::new("rs-daemon-unknown");
-    let mut alpha = Peer::established(&fixture, "alpha", 11, 64501).await;
+    let mut alpha = established(&fixture, "alpha", 11, 64501).await;
     let socket = TcpSocket::new_v4().expect("socket");
     socket
         .bind(SocketAddr::new(IpAddr::V4(fixture.address(99)), 0))
@@ -571,7 +447,7 @@ async fn an_unknown_address_is_refused_and_counted() {
 async fn garbage_from_one_member_resets_only_its_own_session() {
     let fixture = Fixture::new("rs-daemon-garbage");
     let (mut alpha, mut bravo) = alpha_announces_to_bravo(&fixture).await;
-    let mut charlie = Peer::established(&fixture, "charlie", 13, 64503).await;
+    let mut charlie = established(&fixture, "charlie", 13, 64503).await;
     // A header with a broken marker: RFC 4271 section 6.1, Connection Not Synchronized.
     let mut garbage = vec![0xffu8; 16];
     garbage[3] = 0;
@@ -604,7 +480,7 @@ async fn garbage_from_one_member_resets_only_its_own_session() {
 async fn an_oversized_message_gets_bad_message_length() {
     let fixture = Fixture::new("rs-daemon-oversized");
     let (mut alpha, mut bravo) = alpha_announces_to_bravo(&fixture).await;
-    let mut charlie = Peer::established(&fixture, "charlie", 13, 64503).await;
+    let mut charlie = established(&fixture, "charlie", 13, 64503).await;
     // 5000 bytes: over 4096, and extended messages were not negotiated (RFC 8654).
     let mut oversized = vec![0xffu8; 16];
     oversized.extend_from_slice(&5000u16.to_be_bytes());
@@ -663,11 +539,11 @@ async fn a_malformed_attribute_is_treated_as_withdraw_and_the_session_stays_up()
 #[tokio::test(flavor = "current_thread")]
 async fn two_connections_from_one_member_leave_exactly_one_working_session() {
     let fixture = Fixture::new("rs-daemon-collision");
-    let mut bravo = Peer::established(&fixture, "bravo", 12, 64502).await;
+    let mut bravo = established(&fixture, "bravo", 12, 64502).await;
     // RFC 4271 section 6.8: two connections from alpha at once; the route server keeps one and
     // closes the other with Cease / Connection Collision Resolution (6/7).
-    let mut first = Peer::connect(&fixture, 11, 64501).await;
-    let mut second = Peer::connect(&fixture, 11, 64501).await;
+    let mut first = connect(&fixture, 11, 64501).await;
+    let mut second = connect(&fixture, 11, 64501).await;
     for _ in 0..30 {
         first.pump(Duration::from_millis(50)).await;
         second.pump(Duration::from_millis(50)).await;
@@ -922,7 +798,7 @@ async fn a_member_over_its_max_prefix_limit_is_cut_off_until_a_reload() {
     );
 
     // Held off: a new connection is closed without BGP.
-    let mut again = Peer::connect(&fixture, 11, 64501).await;
+    let mut again = connect(&fixture, 11, 64501).await;
     again.pump(Duration::from_secs(2)).await;
     assert!(!again.established, "a held-off member is refused");
     assert_eq!(
@@ -933,7 +809,7 @@ async fn a_member_over_its_max_prefix_limit_is_cut_off_until_a_reload() {
     // A reload releases the hold-off.
     fixture.reload(&limited);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let back = Peer::established(&fixture, "alpha", 11, 64501).await;
+    let back = established(&fixture, "alpha", 11, 64501).await;
     assert!(back.established);
     bravo.pump(Duration::from_millis(200)).await;
     assert!(bravo.established, "bravo was never disturbed");
@@ -942,9 +818,9 @@ async fn a_member_over_its_max_prefix_limit_is_cut_off_until_a_reload() {
 #[tokio::test(flavor = "current_thread")]
 async fn an_action_community_keeps_a_route_from_one_member_only() {
     let fixture = Fixture::new("rs-daemon-actions");
-    let mut alpha = Peer::established(&fixture, "alpha", 11, 64501).await;
-    let mut bravo = Peer::established(&fixture, "bravo", 12, 64502).await;
-    let mut charlie = Peer::established(&fixture, "charlie", 13, 64503).await;
+    let mut alpha = established(&fixture, "alpha", 11, 64501).await;
+    let mut bravo = established(&fixture, "bravo", 12, 64502).await;
+    let mut charlie = established(&fixture, "charlie", 13, 64503).await;
     // Euro-IX rs:0:peer: do not announce to bravo (AS64502); prepend once to everyone.
     let mut attributes = alpha_attributes(&fixture);
     attributes
@@ -1009,7 +885,7 @@ async fn an_action_community_keeps_a_route_from_one_member_only() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_wrong_asn_gets_bad_peer_as() {
     let fixture = Fixture::new("rs-daemon-bad-as");
-    let mut impostor = Peer::connect(&fixture, 11, 65000).await;
+    let mut impostor = connect(&fixture, 11, 65000).await;
     impostor.pump(Duration::from_secs(5)).await;
     assert_eq!(
         impostor.notification_received(),
@@ -1022,7 +898,7 @@ async fn a_wrong_asn_gets_bad_peer_as() {
 #[tokio::test(flavor = "current_thread")]
 async fn shutdown_ends_sessions_with_administrative_shutdown() {
     let fixture = Fixture::new("rs-daemon-shutdown");
-    let mut alpha = Peer::established(&fixture, "alpha", 11, 64501).await;
+    let mut alpha = established(&fixture, "alpha", 11, 64501).await;
     let pid = fixture
         .route_server
         .as_ref()
@@ -1125,7 +1001,7 @@ async fn a_member_added_by_a_reload_comes_up_and_no_other_session_is_reset() {
     assert!(stdout.contains("members removed: none"), "{stdout}");
     assert!(stdout.contains("sessions started: delta.ipv4"), "{stdout}");
 
-    let mut delta = Peer::established(&fixture, "delta", 14, 64504).await;
+    let mut delta = established(&fixture, "delta", 14, 64504).await;
     let full_table = delta
         .pump_until(Duration::from_secs(10), |peer| peer.routes.len() == 2)
         .await;
@@ -1211,7 +1087,7 @@ async fn a_member_removed_by_a_reload_gets_peer_deconfigured_and_its_routes_vani
         fixture.log()
     );
     // Its address is no longer a member's: a new connection is refused and counted.
-    let mut again = Peer::connect(&fixture, 11, 64501).await;
+    let mut again = connect(&fixture, 11, 64501).await;
     again.pump(Duration::from_secs(1)).await;
     assert!(!again.established);
     assert_eq!(
@@ -1223,8 +1099,8 @@ async fn a_member_removed_by_a_reload_gets_peer_deconfigured_and_its_routes_vani
 #[tokio::test(flavor = "current_thread")]
 async fn a_changed_filter_parameter_changes_only_the_affected_routes() {
     let fixture = Fixture::new("rs-reload-filter");
-    let mut alpha = Peer::established(&fixture, "alpha", 11, 64501).await;
-    let mut bravo = Peer::established(&fixture, "bravo", 12, 64502).await;
+    let mut alpha = established(&fixture, "alpha", 11, 64501).await;
+    let mut bravo = established(&fixture, "bravo", 12, 64502).await;
     let short = prefix("198.18.128.0/24");
     let long = prefix("198.18.150.0/24");
     alpha

@@ -16,13 +16,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpSocket, TcpStream};
-use vixp_bgp::session::Direction;
-use vixp_bgp::{
-    AsPath, Attributes, Event, Family, Origin, Prefix, Segment, SegmentKind, Session,
-    SessionConfig, encode_announcements,
-};
+use vixp_bgp::{AsPath, Attributes, Origin, Prefix, Segment, SegmentKind};
 use vixp_tests::{AspaRecord, Daemon, Netns, Roa, RtrCache, TempDir, binary_path};
 
 const RS_ASN: u32 = 64500;
@@ -242,122 +236,22 @@ impl RouteServer {
     }
 }
 
-/// A member's BGP speaker: our own sans-IO session over a real TCP connection.
-struct Peer {
-    stream: TcpStream,
-    session: Session,
-    routes: HashMap<Prefix, Attributes>,
-    established: bool,
-}
+use vixp_tests::RawPeer as Peer;
 
-impl Peer {
-    async fn established(lan: &Lan, server: &RouteServer, host: u8, asn: u32) -> Peer {
-        let local = lan.address(host);
-        let socket = TcpSocket::new_v4().expect("socket");
-        socket
-            .bind(SocketAddr::new(IpAddr::V4(local), 0))
-            .expect("bind member address");
-        let stream = socket
-            .connect(SocketAddr::new(IpAddr::V4(lan.address(1)), BGP_PORT))
-            .await
-            .expect("connect");
-        let config = SessionConfig {
-            local_asn: asn,
-            local_id: local,
-            peer_asn: RS_ASN,
-            hold_time: 30,
-            families: vec![Family::Ipv4],
-            extended_messages: false,
-            route_refresh: true,
-        };
-        let mut peer = Peer {
-            stream,
-            session: Session::new(config, Direction::Outgoing, Instant::now()),
-            routes: HashMap::new(),
-            established: false,
-        };
-        let up = peer
-            .pump_until(Duration::from_secs(10), |peer| peer.established)
-            .await;
-        assert!(up, "AS{asn}: session not established\n{}", server.log());
-        peer
-    }
-
-    async fn flush(&mut self) {
-        while let Some(bytes) = self.session.poll_transmit() {
-            if self.stream.write_all(&bytes).await.is_err() {
-                break;
-            }
-        }
-        while let Some(event) = self.session.poll_event() {
-            match event {
-                Event::Established(_) => self.established = true,
-                Event::Update(update) => {
-                    for prefix in update.withdrawn {
-                        self.routes.remove(&prefix);
-                    }
-                    for announcement in update.announcements {
-                        for prefix in announcement.prefixes {
-                            self.routes.insert(prefix, announcement.attributes.clone());
-                        }
-                    }
-                }
-                Event::RouteRefresh(_) => {}
-                Event::Down(_) => self.established = false,
-            }
-        }
-    }
-
-    /// Runs the session until `done` holds or `timeout` passes; returns whether `done` held.
-    async fn pump_until(&mut self, timeout: Duration, done: impl Fn(&Peer) -> bool) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut buffer = vec![0u8; 65536];
-        loop {
-            self.flush().await;
-            if done(self) {
-                return true;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            let wake = self
-                .session
-                .poll_timeout()
-                .map_or(deadline, |at| at.min(deadline));
-            let wait = wake
-                .saturating_duration_since(now)
-                .max(Duration::from_millis(1));
-            match tokio::time::timeout(wait, self.stream.read(&mut buffer)).await {
-                Ok(Ok(0)) | Ok(Err(_)) => self.session.handle_connection_closed(Instant::now()),
-                Ok(Ok(count)) => self
-                    .session
-                    .handle_received(&buffer[..count], Instant::now()),
-                Err(_) => self.session.handle_timeout(Instant::now()),
-            }
-        }
-    }
-
-    async fn announce(&mut self, attributes: &Attributes, prefixes: &[Prefix]) {
-        let context = self
-            .session
-            .negotiated()
-            .expect("established")
-            .encode_context();
-        let mut messages = Vec::new();
-        encode_announcements(attributes, prefixes, &context, &mut messages);
-        for message in messages {
-            self.session.send_update(message, Instant::now());
-        }
-        self.flush().await;
-    }
-
-    /// The prefixes this peer holds, sorted, as text.
-    fn prefixes(&self) -> Vec<String> {
-        let mut prefixes: Vec<String> = self.routes.keys().map(ToString::to_string).collect();
-        prefixes.sort();
-        prefixes
-    }
+/// A member's session from `host` as AS `asn`, established.
+async fn established(lan: &Lan, server: &RouteServer, host: u8, asn: u32) -> Peer {
+    let mut peer = Peer::connect(
+        lan.address(host),
+        SocketAddr::new(IpAddr::V4(lan.address(1)), BGP_PORT),
+        asn,
+        RS_ASN,
+    )
+    .await;
+    let up = peer
+        .pump_until(Duration::from_secs(10), |peer| peer.established)
+        .await;
+    assert!(up, "AS{asn}: session not established\n{}", server.log());
+    peer
 }
 
 fn prefix(text: &str) -> Prefix {
@@ -470,8 +364,8 @@ async fn rtr_data_filters_invalid_routes_revalidates_on_change_and_survives_a_lo
     assert_eq!(server.metric(&backup_up), Some(0.0));
     assert_eq!(server.metric("route_server_rpki_serial"), Some(1.0));
 
-    let mut alpha = Peer::established(&lan, &server, 11, 64501).await;
-    let mut bravo = Peer::established(&lan, &server, 12, 64502).await;
+    let mut alpha = established(&lan, &server, 11, 64501).await;
+    let mut bravo = established(&lan, &server, 12, 64502).await;
     alpha
         .announce(
             &alpha_attributes(&lan),
@@ -548,8 +442,8 @@ async fn a_cache_that_goes_away_keeps_its_vrps_in_force() {
     metric_becomes(&server, &up, 1.0).await;
     assert_eq!(server.metric("route_server_rpki_stale"), Some(0.0));
 
-    let mut alpha = Peer::established(&lan, &server, 11, 64501).await;
-    let mut bravo = Peer::established(&lan, &server, 12, 64502).await;
+    let mut alpha = established(&lan, &server, 11, 64501).await;
+    let mut bravo = established(&lan, &server, 12, 64502).await;
     alpha
         .announce(&alpha_attributes(&lan), &[prefix(p64), prefix(p65)])
         .await;
@@ -658,8 +552,8 @@ async fn a_reload_reads_the_vrp_file_again_and_refuses_a_malformed_one() {
     let server = RouteServer::start(&lan, dir, &fabric);
     metric_becomes(&server, "route_server_rpki_vrps{family=\"ipv4\"}", 1.0).await;
 
-    let mut alpha = Peer::established(&lan, &server, 11, 64501).await;
-    let mut bravo = Peer::established(&lan, &server, 12, 64502).await;
+    let mut alpha = established(&lan, &server, 11, 64501).await;
+    let mut bravo = established(&lan, &server, 12, 64502).await;
     alpha
         .announce(&alpha_attributes(&lan), &[prefix(p64), prefix(p65)])
         .await;
@@ -759,8 +653,8 @@ async fn with_tag_policies_invalid_routes_pass_and_only_the_looking_glass_shows_
     let server = RouteServer::start(&lan, TempDir::new("rpki-tag").expect("dir"), &fabric);
     metric_becomes(&server, "route_server_rpki_aspas", 1.0).await;
 
-    let mut alpha = Peer::established(&lan, &server, 11, 64501).await;
-    let mut bravo = Peer::established(&lan, &server, 12, 64502).await;
+    let mut alpha = established(&lan, &server, 11, 64501).await;
+    let mut bravo = established(&lan, &server, 12, 64502).await;
     alpha
         .announce(&alpha_attributes(&lan), &[prefix(p64), prefix(p65)])
         .await;
@@ -808,8 +702,8 @@ async fn a_reload_keeps_a_listed_cache_session_and_closes_an_unlisted_one() {
     );
     metric_becomes(&server, &primary_up, 1.0).await;
 
-    let mut alpha = Peer::established(&lan, &server, 11, 64501).await;
-    let mut bravo = Peer::established(&lan, &server, 12, 64502).await;
+    let mut alpha = established(&lan, &server, 11, 64501).await;
+    let mut bravo = established(&lan, &server, 12, 64502).await;
     alpha
         .announce(&alpha_attributes(&lan), &[prefix(p64), prefix(p65)])
         .await;
