@@ -181,21 +181,7 @@ impl Bird {
         dir: &Path,
         config: BirdConfig,
     ) -> Result<Self, Error> {
-        let config_path = dir.join(format!("{label}.conf"));
-        write_file(&config_path, &config.render())?;
-        let socket = dir.join(format!("{label}.ctl"));
-        let pid_file = dir.join(format!("{label}.pid"));
-        let args = vec![
-            "-f".to_owned(),
-            "-c".to_owned(),
-            path_string(&config_path),
-            "-s".to_owned(),
-            path_string(&socket),
-            "-P".to_owned(),
-            path_string(&pid_file),
-        ];
-        let log = dir.join(format!("{label}.log"));
-        let daemon = Daemon::spawn(label, netns, "bird", &args, &log)?;
+        let (daemon, socket, config_path) = spawn(label, netns, dir, &config.render())?;
         Ok(Self {
             config,
             config_path,
@@ -271,6 +257,33 @@ impl Bird {
         self.config = config;
         Ok(())
     }
+}
+
+/// Writes `text` to `LABEL.conf` in `dir` and starts `bird -f` in `netns` with its control
+/// socket (`LABEL.ctl`), PID file and log beside it; returns the daemon, the socket and the
+/// configuration file.
+pub fn spawn(
+    label: &str,
+    netns: &Netns,
+    dir: &Path,
+    text: &str,
+) -> Result<(Daemon, PathBuf, PathBuf), Error> {
+    let config_path = dir.join(format!("{label}.conf"));
+    write_file(&config_path, text)?;
+    let socket = dir.join(format!("{label}.ctl"));
+    let pid_file = dir.join(format!("{label}.pid"));
+    let args = vec![
+        "-f".to_owned(),
+        "-c".to_owned(),
+        path_string(&config_path),
+        "-s".to_owned(),
+        path_string(&socket),
+        "-P".to_owned(),
+        path_string(&pid_file),
+    ];
+    let log = dir.join(format!("{label}.log"));
+    let daemon = Daemon::spawn(label, netns, "bird", &args, &log)?;
+    Ok((daemon, socket, config_path))
 }
 
 fn expect_output(what: &'static str, output: &str, needle: &str) -> Result<(), Error> {

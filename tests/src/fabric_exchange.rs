@@ -484,30 +484,11 @@ fn start_bird(
     netns: &Netns,
     dir: &Path,
 ) -> Result<(Daemon, PathBuf), Error> {
-    let name = &member.name;
-    let config = dir.join(format!("bird-{name}.conf"));
-    std::fs::write(&config, member_bird_config(member, snippet)).map_err(|source| Error::File {
-        path: config.clone(),
-        source,
-    })?;
-    let socket = dir.join(format!("bird-{name}.ctl"));
-    let args = [
-        "-f".to_owned(),
-        "-c".to_owned(),
-        config.to_string_lossy().into_owned(),
-        "-s".to_owned(),
-        socket.to_string_lossy().into_owned(),
-        "-P".to_owned(),
-        dir.join(format!("bird-{name}.pid"))
-            .to_string_lossy()
-            .into_owned(),
-    ];
-    let daemon = Daemon::spawn(
-        &format!("bird {name}"),
+    let (daemon, socket, _) = crate::bird::spawn(
+        &format!("bird-{}", member.name),
         netns,
-        "bird",
-        &args,
-        &dir.join(format!("bird-{name}.log")),
+        dir,
+        &member_bird_config(member, snippet),
     )?;
     Ok((daemon, socket))
 }

@@ -717,29 +717,11 @@ fn start_router(
     let name = &spec.name;
     match spec.kind {
         RouterKind::Bird => {
-            let config = dir.join(format!("{name}-bird.conf"));
-            std::fs::write(&config, bird_wrapper(spec, snippet)).map_err(|source| Error::File {
-                path: config.clone(),
-                source,
-            })?;
-            let socket = dir.join(format!("{name}-bird.ctl"));
-            let args = [
-                "-f".to_owned(),
-                "-c".to_owned(),
-                config.to_string_lossy().into_owned(),
-                "-s".to_owned(),
-                socket.to_string_lossy().into_owned(),
-                "-P".to_owned(),
-                dir.join(format!("{name}-bird.pid"))
-                    .to_string_lossy()
-                    .into_owned(),
-            ];
-            let daemon = Daemon::spawn(
-                &format!("{name} bird"),
+            let (daemon, socket, _) = crate::bird::spawn(
+                &format!("{name}-bird"),
                 host.netns(),
-                "bird",
-                &args,
-                &dir.join(format!("{name}-bird.log")),
+                dir,
+                &bird_wrapper(spec, snippet),
             )?;
             Ok(MemberRouter::Bird { daemon, socket })
         }
