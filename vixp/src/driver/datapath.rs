@@ -175,13 +175,15 @@ pub struct DataPath {
 impl DataPath {
     /// Starts one worker (an outbound and an inbound thread) per pair of TAP queue and UDP
     /// socket: `taps[i]` (opened with a virtio-net header when `offload`) with `underlays[i]`;
-    /// with `codel`, each inbound thread runs CoDel on its socket's queue.
+    /// with `codel`, each inbound thread runs CoDel on its socket's queue. Every thread asks
+    /// for the nice value `nice` first ([`set_thread_nice`]).
     pub fn start(
         core: SharedCore,
         taps: &[Arc<SyncDevice>],
         offload: bool,
         codel: bool,
         underlays: &[Arc<Underlay>],
+        nice: i8,
     ) -> io::Result<DataPath> {
         let stop = Arc::new(AtomicBool::new(false));
         let mut data_path = DataPath {
@@ -199,7 +201,10 @@ impl DataPath {
                 );
                 std::thread::Builder::new()
                     .name(format!("vixp-out-{worker}"))
-                    .spawn(move || outbound(&core, &tap, offload, &underlay, &stop))
+                    .spawn(move || {
+                        set_thread_nice(nice);
+                        outbound(&core, &tap, offload, &underlay, &stop);
+                    })
             };
             let inbound = {
                 let (core, tap, underlay, stop) = (
@@ -210,7 +215,10 @@ impl DataPath {
                 );
                 std::thread::Builder::new()
                     .name(format!("vixp-in-{worker}"))
-                    .spawn(move || inbound(&core, &tap, offload, codel, &underlay, &stop))
+                    .spawn(move || {
+                        set_thread_nice(nice);
+                        inbound(&core, &tap, offload, codel, &underlay, &stop);
+                    })
             };
             for thread in [outbound, inbound] {
                 match thread {
@@ -227,6 +235,7 @@ impl DataPath {
             workers = data_path.threads.len() / 2,
             offload,
             codel,
+            nice,
             udp_coalescing = offload && taps.first().is_some_and(|tap| tap.udp_gso()),
             gso_segments = first.map(|underlay| underlay.max_segments()),
             gro_segments = first.map(|underlay| underlay.gro_segments()),
@@ -242,6 +251,59 @@ impl DataPath {
             let _ = thread.join();
         }
     }
+}
+
+/// Set when a worker could not take its nice value, so that the warning comes once.
+static NICE_REFUSED: AtomicBool = AtomicBool::new(false);
+
+/// Gives the calling thread the nice value `nice` (a worker's threads are scheduled ahead of
+/// the programs around them, docs/datapath.md). Lowering it needs CAP_SYS_NICE; without it,
+/// or where a seccomp filter refuses the call (the systemd unit sets `Nice=` instead), the
+/// thread keeps the process's value, and the node says so once unless that value already is
+/// `nice` or better.
+fn set_thread_nice(nice: i8) {
+    match setpriority_thread(i32::from(nice)) {
+        Ok(()) => {}
+        Err(error) => {
+            let current = thread_nice();
+            if current.is_some_and(|current| current <= i32::from(nice))
+                || NICE_REFUSED.swap(true, Ordering::Relaxed)
+            {
+                return;
+            }
+            tracing::warn!(
+                %error,
+                wanted = nice,
+                current,
+                "forwarding threads keep their priority: give the node CAP_SYS_NICE, set \
+                 Nice= in its systemd unit, or worker_nice: 0"
+            );
+        }
+    }
+}
+
+/// setpriority(2) on the calling thread: with `PRIO_PROCESS`, Linux takes a thread ID and
+/// changes that thread alone.
+#[allow(unsafe_code)]
+fn setpriority_thread(nice: i32) -> io::Result<()> {
+    // SAFETY: gettid takes no arguments and cannot fail.
+    let thread = unsafe { libc::gettid() };
+    let id = libc::id_t::try_from(thread).map_err(|_| io::Error::other("negative thread ID"))?;
+    // SAFETY: setpriority reads its three integers and touches no memory of this process.
+    let result = unsafe { libc::setpriority(libc::PRIO_PROCESS, id, nice) };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The calling thread's nice value (field 19 of `/proc/thread-self/stat`).
+fn thread_nice() -> Option<i32> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    // The command name (field 2) may hold spaces; the fields after it do not.
+    let after_name = stat.rsplit_once(')')?.1;
+    after_name.split_whitespace().nth(16)?.parse().ok()
 }
 
 /// Waits until `fd` is ready for `events` or [`WAKE_MILLISECONDS`] pass.
@@ -619,6 +681,25 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
+
+    #[test]
+    fn a_worker_nice_value_is_its_thread_s_alone() {
+        let before = thread_nice().expect("own nice value");
+        // Raising the value (lower priority) needs no privilege.
+        let wanted = i8::try_from(before + 3).expect("small");
+        let inside = std::thread::spawn(move || {
+            set_thread_nice(wanted);
+            thread_nice()
+        })
+        .join()
+        .expect("thread");
+        assert_eq!(inside, Some(i32::from(wanted)));
+        assert_eq!(
+            thread_nice(),
+            Some(before),
+            "the calling thread is unchanged"
+        );
+    }
 
     fn loopback_pair() -> (Underlay, UdpSocket) {
         let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");

@@ -53,11 +53,16 @@ pub const MAX_MSS: u16 = 65_495;
 pub const DEFAULT_AQM: Aqm = Aqm::Codel;
 /// Most forwarding workers `workers` accepts.
 pub const MAX_WORKERS: u16 = 64;
+/// Nice value of the forwarding workers' threads when `worker_nice` is not set. Above the
+/// iperf3s, shells and builds that share the cores (nice 0), so that a ping does not wait a
+/// scheduler slice behind them at every hop; a nice thread still yields, unlike a real-time one
+/// (docs/datapath.md, "Worker priority").
+pub const DEFAULT_WORKER_NICE: i8 = -10;
 /// Longest Linux interface name (IFNAMSIZ minus the terminating zero).
 const MAX_INTERFACE_NAME: usize = 15;
 
 /// The fields node.yaml may hold, in documentation order.
-const FIELDS: [&str; 13] = [
+const FIELDS: [&str; 14] = [
     "member",
     "private_key_file",
     "fabric",
@@ -70,6 +75,7 @@ const FIELDS: [&str; 13] = [
     "offload",
     "mss_clamp",
     "workers",
+    "worker_nice",
     "aqm",
 ];
 
@@ -106,6 +112,9 @@ pub struct NodeFile {
     pub mss_clamp: MssClamp,
     /// Forwarding workers; `None` (`auto`, the default): one per core.
     pub workers: Option<u16>,
+    /// Nice value (-20 to 19) the node gives its forwarding workers' threads
+    /// ([`DEFAULT_WORKER_NICE`] when not set).
+    pub worker_nice: i8,
     /// Active queue management of the datagrams waiting in the workers' UDP sockets
     /// ([`DEFAULT_AQM`] when not set).
     pub aqm: Aqm,
@@ -738,6 +747,15 @@ impl<'a> Converter<'a> {
             Some(WordOrInteger::Integer(count)) => u16::try_from(count).ok(),
             Some(WordOrInteger::Word(_)) | None => None,
         };
+        let worker_nice = self
+            .integer(
+                &raw.worker_nice,
+                "worker_nice",
+                -20..=19,
+                "a nice value from -20 (first) to 19 (last); 0 leaves the workers as the process",
+            )
+            .and_then(|nice| i8::try_from(nice).ok())
+            .unwrap_or(DEFAULT_WORKER_NICE);
         let aqm = match self.word_or_integer(
             &raw.aqm,
             "aqm",
@@ -771,6 +789,7 @@ impl<'a> Converter<'a> {
                     offload,
                     mss_clamp,
                     workers,
+                    worker_nice,
                     aqm,
                     lines: FieldLines {
                         member: line(&raw.member),
@@ -835,6 +854,7 @@ mod tests {
         assert!(node.offload);
         assert_eq!(node.mss_clamp, MssClamp::Off);
         assert_eq!(node.workers, None);
+        assert_eq!(node.worker_nice, DEFAULT_WORKER_NICE);
         assert_eq!(node.aqm, Aqm::Codel);
     }
 
@@ -843,7 +863,7 @@ mod tests {
         let text = format!(
             "{MINIMAL}interface: ix1\nmtu: 1380\nlisten_port: 51999\nmetrics: \"[::1]:9999\"\n\
              control_socket: /tmp/x.sock\npersistent_keepalive: 25\noffload: false\n\
-             mss_clamp: 1300\nworkers: 3\naqm: off\n"
+             mss_clamp: 1300\nworkers: 3\nworker_nice: 0\naqm: off\n"
         );
         let node = NodeFile::parse(&text, Path::new("n.yaml")).expect("valid");
         assert_eq!(node.interface, "ix1");
@@ -855,6 +875,7 @@ mod tests {
         assert!(!node.offload);
         assert_eq!(node.mss_clamp, MssClamp::Fixed(1300));
         assert_eq!(node.workers, Some(3));
+        assert_eq!(node.worker_nice, 0);
         assert_eq!(node.aqm, Aqm::Off);
         let quoted = NodeFile::parse(&format!("{MINIMAL}aqm: \"off\"\n"), Path::new("n.yaml"));
         assert_eq!(quoted.expect("valid").aqm, Aqm::Off);
@@ -869,6 +890,14 @@ mod tests {
         assert_eq!(
             found,
             ["/etc/vixp/node.yaml:4: offload: expected true or false, found 1"]
+        );
+        let found = messages(&format!("{MINIMAL}worker_nice: -21\n"));
+        assert_eq!(
+            found,
+            [
+                "/etc/vixp/node.yaml:4: worker_nice: -21 is out of range; use a nice value from -20 \
+             (first) to 19 (last); 0 leaves the workers as the process"
+            ]
         );
         let found = messages(&format!("{MINIMAL}aqm: red\n"));
         assert_eq!(found.len(), 1, "{found:?}");
@@ -916,7 +945,7 @@ mod tests {
             [
                 "/etc/vixp/node.yaml:4: colour: unknown field; valid fields: member, \
                  private_key_file, fabric, interface, mtu, listen_port, metrics, control_socket, \
-                 persistent_keepalive, offload, mss_clamp, workers, aqm"
+                 persistent_keepalive, offload, mss_clamp, workers, worker_nice, aqm"
             ]
         );
     }
