@@ -694,6 +694,27 @@ fn restricted(
     full
 }
 
+/// Name and nice value of every thread of process `pid` (`/proc/PID/task/*/stat`).
+fn thread_nice_values(pid: u32) -> Vec<(String, i32)> {
+    let mut threads = Vec::new();
+    for task in fs::read_dir(format!("/proc/{pid}/task")).expect("tasks") {
+        let stat = fs::read_to_string(task.expect("task").path().join("stat")).unwrap_or_default();
+        let Some((head, tail)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let name = head.split_once('(').map_or("", |(_, name)| name).to_owned();
+        // Field 19 (nice) is the 17th after the command name.
+        if let Some(nice) = tail
+            .split_whitespace()
+            .nth(16)
+            .and_then(|nice| nice.parse().ok())
+        {
+            threads.push((name, nice));
+        }
+    }
+    threads
+}
+
 fn signal(daemon: &vixp_tests::Daemon, name: &str) {
     let pid = daemon.pid().expect("daemon running").to_string();
     let output = run(Command::new("kill").arg(format!("-{name}")).arg(&pid));
@@ -858,6 +879,22 @@ fn the_node_runs_with_only_net_admin_and_notifies_systemd() {
     )
     .expect("start vixp up");
     notify.expect("READY=1\n", &daemon);
+    // Without CAP_SYS_NICE or an RLIMIT_NICE (the unit's LimitNICE=, which this container
+    // cannot raise) the receiving threads keep nice 0, and the node says so once.
+    vixp_tests::try_wait_until(std::time::Duration::from_secs(5), || {
+        daemon.log_tail(200).contains("keep their priority")
+    });
+    let threads = thread_nice_values(daemon.pid().expect("running"));
+    assert!(
+        threads.iter().all(|(_, nice)| *nice == 0),
+        "threads: {threads:?}"
+    );
+    assert_eq!(
+        daemon.log_tail(200).matches("keep their priority").count(),
+        1,
+        "{}",
+        daemon.log_tail(40)
+    );
     let link = netns
         .run("ip", &["-br", "address", "show", "vixpn0"])
         .expect("ip");
@@ -868,6 +905,45 @@ fn the_node_runs_with_only_net_admin_and_notifies_systemd() {
     signal(&daemon, "HUP");
     notify.expect("RELOADING=1\n", &daemon);
     notify.expect("READY=1\n", &daemon);
+    signal(&daemon, "TERM");
+    notify.expect("STOPPING=1\n", &daemon);
+    wait_for_exit(&mut daemon);
+
+    // Allowed to lower its threads' nice value, the node gives receive_nice's default to the
+    // receiving threads alone.
+    let mut daemon = vixp_tests::Daemon::spawn(
+        "vixp",
+        &netns,
+        "setpriv",
+        &restricted(false, "net_admin,+sys_nice", &notify.path, &binary, &args),
+        &dir.path().join("vixp-nice.log"),
+    )
+    .expect("start vixp up");
+    notify.expect("READY=1\n", &daemon);
+    let pid = daemon.pid().expect("running");
+    // The threads set their value when they start, which may come just after READY.
+    vixp_tests::try_wait_until(std::time::Duration::from_secs(5), || {
+        thread_nice_values(pid).iter().any(|(_, nice)| *nice == -10)
+    });
+    let threads = thread_nice_values(pid);
+    let named = |prefix: &str| -> Vec<i32> {
+        threads
+            .iter()
+            .filter(|(name, _)| name.starts_with(prefix))
+            .map(|(_, nice)| *nice)
+            .collect()
+    };
+    let (receiving, sending) = (named("vixp-in-"), named("vixp-out-"));
+    assert!(
+        !receiving.is_empty() && receiving.iter().all(|nice| *nice == -10),
+        "threads: {threads:?}\n{}",
+        daemon.log_tail(40)
+    );
+    assert!(
+        !sending.is_empty() && sending.iter().all(|nice| *nice == 0),
+        "threads: {threads:?}"
+    );
+    assert!(!daemon.log_tail(200).contains("keep their priority"));
     signal(&daemon, "TERM");
     notify.expect("STOPPING=1\n", &daemon);
     wait_for_exit(&mut daemon);

@@ -175,15 +175,15 @@ pub struct DataPath {
 impl DataPath {
     /// Starts one worker (an outbound and an inbound thread) per pair of TAP queue and UDP
     /// socket: `taps[i]` (opened with a virtio-net header when `offload`) with `underlays[i]`;
-    /// with `codel`, each inbound thread runs CoDel on its socket's queue. Every thread asks
-    /// for the nice value `nice` first ([`set_thread_nice`]).
+    /// with `codel`, each inbound thread runs CoDel on its socket's queue. Each inbound thread
+    /// asks for the nice value `receive_nice` first ([`set_thread_nice`]).
     pub fn start(
         core: SharedCore,
         taps: &[Arc<SyncDevice>],
         offload: bool,
         codel: bool,
         underlays: &[Arc<Underlay>],
-        nice: i8,
+        receive_nice: i8,
     ) -> io::Result<DataPath> {
         let stop = Arc::new(AtomicBool::new(false));
         let mut data_path = DataPath {
@@ -201,10 +201,7 @@ impl DataPath {
                 );
                 std::thread::Builder::new()
                     .name(format!("vixp-out-{worker}"))
-                    .spawn(move || {
-                        set_thread_nice(nice);
-                        outbound(&core, &tap, offload, &underlay, &stop);
-                    })
+                    .spawn(move || outbound(&core, &tap, offload, &underlay, &stop))
             };
             let inbound = {
                 let (core, tap, underlay, stop) = (
@@ -216,7 +213,7 @@ impl DataPath {
                 std::thread::Builder::new()
                     .name(format!("vixp-in-{worker}"))
                     .spawn(move || {
-                        set_thread_nice(nice);
+                        set_thread_nice(receive_nice);
                         inbound(&core, &tap, offload, codel, &underlay, &stop);
                     })
             };
@@ -235,7 +232,7 @@ impl DataPath {
             workers = data_path.threads.len() / 2,
             offload,
             codel,
-            nice,
+            receive_nice,
             udp_coalescing = offload && taps.first().is_some_and(|tap| tap.udp_gso()),
             gso_segments = first.map(|underlay| underlay.max_segments()),
             gro_segments = first.map(|underlay| underlay.gro_segments()),
@@ -256,11 +253,11 @@ impl DataPath {
 /// Set when a worker could not take its nice value, so that the warning comes once.
 static NICE_REFUSED: AtomicBool = AtomicBool::new(false);
 
-/// Gives the calling thread the nice value `nice` (a worker's threads are scheduled ahead of
-/// the programs around them, docs/datapath.md). Lowering it needs CAP_SYS_NICE; without it,
-/// or where a seccomp filter refuses the call (the systemd unit sets `Nice=` instead), the
-/// thread keeps the process's value, and the node says so once unless that value already is
-/// `nice` or better.
+/// Gives the calling thread the nice value `nice` (a worker's receiving thread is scheduled
+/// ahead of the programs around it, docs/datapath.md). Lowering it needs CAP_SYS_NICE or an
+/// RLIMIT_NICE that allows it (the systemd unit's `LimitNICE=`); without either, the thread
+/// keeps the process's value, and the node says so once unless that value already is `nice`
+/// or better.
 fn set_thread_nice(nice: i8) {
     match setpriority_thread(i32::from(nice)) {
         Ok(()) => {}
@@ -275,8 +272,8 @@ fn set_thread_nice(nice: i8) {
                 %error,
                 wanted = nice,
                 current,
-                "forwarding threads keep their priority: give the node CAP_SYS_NICE, set \
-                 Nice= in its systemd unit, or worker_nice: 0"
+                "receiving threads keep their priority: allow it with LimitNICE= in the node's \
+                 systemd unit (or CAP_SYS_NICE), or set receive_nice: 0"
             );
         }
     }
@@ -683,7 +680,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_worker_nice_value_is_its_thread_s_alone() {
+    fn a_receive_nice_value_is_its_thread_s_alone() {
         let before = thread_nice().expect("own nice value");
         // Raising the value (lower priority) needs no privilege.
         let wanted = i8::try_from(before + 3).expect("small");

@@ -116,7 +116,7 @@ pub async fn up(config: &Path) -> anyhow::Result<()> {
         link.offload,
         codel,
         &underlays,
-        node.worker_nice,
+        node.receive_nice,
     )
     .context("cannot start the forwarding threads")?;
     let control = ControlSocket::bind(&node.control_socket).await?;

@@ -53,11 +53,13 @@ pub const MAX_MSS: u16 = 65_495;
 pub const DEFAULT_AQM: Aqm = Aqm::Codel;
 /// Most forwarding workers `workers` accepts.
 pub const MAX_WORKERS: u16 = 64;
-/// Nice value of the forwarding workers' threads when `worker_nice` is not set. Above the
-/// iperf3s, shells and builds that share the cores (nice 0), so that a ping does not wait a
-/// scheduler slice behind them at every hop; a nice thread still yields, unlike a real-time one
-/// (docs/datapath.md, "Worker priority").
-pub const DEFAULT_WORKER_NICE: i8 = -10;
+/// Nice value of the workers' receiving threads (underlay to LAN) when `receive_nice` is not
+/// set. Above the programs that share the cores (nice 0), so that what arrives is decrypted and
+/// handed to the kernel at once instead of after their scheduler slice; the sending threads
+/// stay at the process's value, level with the programs that feed them (raising them too
+/// measured worse). A nice thread still yields, unlike a real-time one (docs/datapath.md,
+/// "Receive priority").
+pub const DEFAULT_RECEIVE_NICE: i8 = -10;
 /// Longest Linux interface name (IFNAMSIZ minus the terminating zero).
 const MAX_INTERFACE_NAME: usize = 15;
 
@@ -75,7 +77,7 @@ const FIELDS: [&str; 14] = [
     "offload",
     "mss_clamp",
     "workers",
-    "worker_nice",
+    "receive_nice",
     "aqm",
 ];
 
@@ -112,9 +114,9 @@ pub struct NodeFile {
     pub mss_clamp: MssClamp,
     /// Forwarding workers; `None` (`auto`, the default): one per core.
     pub workers: Option<u16>,
-    /// Nice value (-20 to 19) the node gives its forwarding workers' threads
-    /// ([`DEFAULT_WORKER_NICE`] when not set).
-    pub worker_nice: i8,
+    /// Nice value (-20 to 19) the node gives its workers' receiving threads
+    /// ([`DEFAULT_RECEIVE_NICE`] when not set).
+    pub receive_nice: i8,
     /// Active queue management of the datagrams waiting in the workers' UDP sockets
     /// ([`DEFAULT_AQM`] when not set).
     pub aqm: Aqm,
@@ -747,15 +749,15 @@ impl<'a> Converter<'a> {
             Some(WordOrInteger::Integer(count)) => u16::try_from(count).ok(),
             Some(WordOrInteger::Word(_)) | None => None,
         };
-        let worker_nice = self
+        let receive_nice = self
             .integer(
-                &raw.worker_nice,
-                "worker_nice",
+                &raw.receive_nice,
+                "receive_nice",
                 -20..=19,
-                "a nice value from -20 (first) to 19 (last); 0 leaves the workers as the process",
+                "a nice value from -20 (first) to 19 (last); 0 leaves them as the process",
             )
             .and_then(|nice| i8::try_from(nice).ok())
-            .unwrap_or(DEFAULT_WORKER_NICE);
+            .unwrap_or(DEFAULT_RECEIVE_NICE);
         let aqm = match self.word_or_integer(
             &raw.aqm,
             "aqm",
@@ -789,7 +791,7 @@ impl<'a> Converter<'a> {
                     offload,
                     mss_clamp,
                     workers,
-                    worker_nice,
+                    receive_nice,
                     aqm,
                     lines: FieldLines {
                         member: line(&raw.member),
@@ -854,7 +856,7 @@ mod tests {
         assert!(node.offload);
         assert_eq!(node.mss_clamp, MssClamp::Off);
         assert_eq!(node.workers, None);
-        assert_eq!(node.worker_nice, DEFAULT_WORKER_NICE);
+        assert_eq!(node.receive_nice, DEFAULT_RECEIVE_NICE);
         assert_eq!(node.aqm, Aqm::Codel);
     }
 
@@ -863,7 +865,7 @@ mod tests {
         let text = format!(
             "{MINIMAL}interface: ix1\nmtu: 1380\nlisten_port: 51999\nmetrics: \"[::1]:9999\"\n\
              control_socket: /tmp/x.sock\npersistent_keepalive: 25\noffload: false\n\
-             mss_clamp: 1300\nworkers: 3\nworker_nice: 0\naqm: off\n"
+             mss_clamp: 1300\nworkers: 3\nreceive_nice: 0\naqm: off\n"
         );
         let node = NodeFile::parse(&text, Path::new("n.yaml")).expect("valid");
         assert_eq!(node.interface, "ix1");
@@ -875,7 +877,7 @@ mod tests {
         assert!(!node.offload);
         assert_eq!(node.mss_clamp, MssClamp::Fixed(1300));
         assert_eq!(node.workers, Some(3));
-        assert_eq!(node.worker_nice, 0);
+        assert_eq!(node.receive_nice, 0);
         assert_eq!(node.aqm, Aqm::Off);
         let quoted = NodeFile::parse(&format!("{MINIMAL}aqm: \"off\"\n"), Path::new("n.yaml"));
         assert_eq!(quoted.expect("valid").aqm, Aqm::Off);
@@ -891,12 +893,12 @@ mod tests {
             found,
             ["/etc/vixp/node.yaml:4: offload: expected true or false, found 1"]
         );
-        let found = messages(&format!("{MINIMAL}worker_nice: -21\n"));
+        let found = messages(&format!("{MINIMAL}receive_nice: -21\n"));
         assert_eq!(
             found,
             [
-                "/etc/vixp/node.yaml:4: worker_nice: -21 is out of range; use a nice value from -20 \
-             (first) to 19 (last); 0 leaves the workers as the process"
+                "/etc/vixp/node.yaml:4: receive_nice: -21 is out of range; use a nice value from -20 \
+             (first) to 19 (last); 0 leaves them as the process"
             ]
         );
         let found = messages(&format!("{MINIMAL}aqm: red\n"));
@@ -945,7 +947,7 @@ mod tests {
             [
                 "/etc/vixp/node.yaml:4: colour: unknown field; valid fields: member, \
                  private_key_file, fabric, interface, mtu, listen_port, metrics, control_socket, \
-                 persistent_keepalive, offload, mss_clamp, workers, worker_nice, aqm"
+                 persistent_keepalive, offload, mss_clamp, workers, receive_nice, aqm"
             ]
         );
     }

@@ -22,7 +22,7 @@ pub(crate) struct RawNode {
     pub offload: Field,
     pub mss_clamp: Field,
     pub workers: Field,
-    pub worker_nice: Field,
+    pub receive_nice: Field,
     pub aqm: Field,
 }
 
