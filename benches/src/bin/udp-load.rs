@@ -59,13 +59,21 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
-        Command::Send { to, size, seconds } => send(to, usize::from(size), seconds),
-        Command::Receive { bind, seconds } => receive(bind, seconds),
-    }
+    let report = match Cli::parse().command {
+        Command::Send { to, size, seconds } => {
+            send(to, usize::from(size), Duration::from_secs(seconds))?
+        }
+        Command::Receive { bind, seconds } => {
+            let socket = UdpSocket::bind(bind).with_context(|| format!("cannot bind {bind}"))?;
+            receive(&socket, Duration::from_secs(seconds))?
+        }
+    };
+    println!("{report}");
+    Ok(())
 }
 
-fn send(to: SocketAddr, size: usize, seconds: u64) -> anyhow::Result<()> {
+/// Sends `size`-byte datagrams to `to` for `time`; what was sent, as JSON.
+fn send(to: SocketAddr, size: usize, time: Duration) -> anyhow::Result<serde_json::Value> {
     let local: SocketAddr = if to.is_ipv4() {
         "0.0.0.0:0".parse()?
     } else {
@@ -81,7 +89,7 @@ fn send(to: SocketAddr, size: usize, seconds: u64) -> anyhow::Result<()> {
     let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
     let (mut sent, mut refused) = (0_u64, 0_u64);
     let started = Instant::now();
-    let deadline = started + Duration::from_secs(seconds);
+    let deadline = started + time;
     while Instant::now() < deadline {
         match sendmmsg(
             socket.as_raw_fd(),
@@ -101,20 +109,20 @@ fn send(to: SocketAddr, size: usize, seconds: u64) -> anyhow::Result<()> {
         }
     }
     let elapsed = started.elapsed().as_secs_f64();
-    println!(
-        "{}",
+    Ok(
         json!({"sent": sent, "refused_calls": refused, "seconds": elapsed,
-               "rate": sent as f64 / elapsed})
-    );
-    Ok(())
+              "rate": sent as f64 / elapsed}),
+    )
 }
 
-fn receive(bind: SocketAddr, seconds: u64) -> anyhow::Result<()> {
-    let socket = UdpSocket::bind(bind).with_context(|| format!("cannot bind {bind}"))?;
+/// Counts what arrives on `socket` for at most `time` (or until a second passes without any
+/// after the first); what was read and dropped, as JSON.
+fn receive(socket: &UdpSocket, time: Duration) -> anyhow::Result<serde_json::Value> {
+    let bind = socket.local_addr()?;
     socket.set_read_timeout(Some(RECEIVE_TICK))?;
     let mut buffers = vec![[0_u8; RECEIVE_ROOM]; BATCH];
     let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
-    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let deadline = Instant::now() + time;
     let (mut received, mut bytes) = (0_u64, 0_u64);
     let mut first: Option<Instant> = None;
     let mut last = Instant::now();
@@ -147,18 +155,16 @@ fn receive(bind: SocketAddr, seconds: u64) -> anyhow::Result<()> {
         }
     }
     let window = first.map_or(0.0, |first| (last - first).as_secs_f64());
-    let dropped = socket_drops(bind.is_ipv4(), socket.local_addr()?.port());
+    let dropped = socket_drops(bind.is_ipv4(), bind.port());
     let rate = if window > 0.0 {
         received as f64 / window
     } else {
         0.0
     };
-    println!(
-        "{}",
+    Ok(
         json!({"received": received, "bytes": bytes, "seconds": window, "rate": rate,
-               "dropped": dropped})
-    );
-    Ok(())
+              "dropped": dropped}),
+    )
 }
 
 /// Datagrams the kernel dropped at the receiving socket because it was full: the `drops`
@@ -176,4 +182,26 @@ fn socket_drops(ipv4: bool, port: u16) -> Option<u64> {
         let local_port = fields.get(1)?.rsplit_once(':')?.1;
         (local_port == wanted).then(|| fields.last()?.parse().ok())?
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_is_sent_over_loopback_is_counted_as_read_or_dropped() {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let to = socket.local_addr().expect("address");
+        let receiver = std::thread::spawn(move || receive(&socket, Duration::from_secs(10)));
+        let sent = send(to, 64, Duration::from_millis(300)).expect("send");
+        let received = receiver.join().expect("receiver").expect("receive");
+        let sent = sent["sent"].as_u64().expect("sent count");
+        let read = received["received"].as_u64().expect("read count");
+        let dropped = received["dropped"].as_u64().expect("the socket's drops");
+        assert!(sent > 1000, "{sent}");
+        assert!(read > 0 && read <= sent, "{read} of {sent}");
+        // Loopback loses nothing on the way: every datagram was read or overflowed the socket.
+        assert_eq!(read + dropped, sent, "{received}");
+        assert_eq!(received["bytes"].as_u64(), Some(read * 64));
+    }
 }
