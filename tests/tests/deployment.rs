@@ -34,7 +34,8 @@ const HOSTS: [(&str, &str, &str); 3] = [
         "alpha",
         "vixp_members",
         "vixp_member: {name: alpha, asn: 64501, ipv4: 198.18.0.11, ipv6: \"fd00:198:18::11\", endpoint: \"198.18.1.11:51820\", max_prefix: {ipv4: 100}}\n          \
-         vixp_router_dialect: bird\n          vixp_router_prefixes: [198.18.131.0/24]",
+         vixp_router_dialect: bird\n          vixp_router_prefixes: [198.18.131.0/24]\n          \
+         vixp_node_settings: {receive_nice: -5, aqm: \"off\", workers: 2}",
     ),
     (
         "bravo",
@@ -354,6 +355,17 @@ fn assert_installed(deployment: &Deployment, host: &str) {
         entry.contains(&format!("public_key: {public}")),
         "{host}: the fabric entry does not carry the host's public key {public}:\n{entry}"
     );
+
+    // Further node fields from vixp_node_settings reach the node file as given.
+    if host == "alpha" {
+        let node = fs::read_to_string(root.join("etc/vixp/node.yaml")).expect("read node file");
+        for line in ["aqm: \"off\"\n", "receive_nice: -5\n", "workers: 2\n"] {
+            assert!(
+                node.contains(line),
+                "alpha's node file lacks {line:?}:\n{node}"
+            );
+        }
+    }
 
     // The binaries' own checks accept what was installed.
     let check = run(Command::new(binary_path("vixp"))
