@@ -727,6 +727,21 @@ fn thread_nice_values(pid: u32) -> Vec<(String, i32)> {
     threads
 }
 
+/// Starts `label` in `netns` under `setpriv` with `arguments` (from [`restricted`]) and waits
+/// for its READY notification.
+fn start_restricted(
+    label: &str,
+    netns: &vixp_tests::Netns,
+    notify: &NotifySocket,
+    arguments: &[String],
+    log: &Path,
+) -> vixp_tests::Daemon {
+    let daemon = vixp_tests::Daemon::spawn(label, netns, "setpriv", arguments, log)
+        .unwrap_or_else(|error| panic!("start {label}: {error}"));
+    notify.expect("READY=1\n", &daemon);
+    daemon
+}
+
 fn signal(daemon: &vixp_tests::Daemon, name: &str) {
     let pid = daemon.pid().expect("daemon running").to_string();
     let output = run(Command::new("kill").arg(format!("-{name}")).arg(&pid));
@@ -813,15 +828,13 @@ fn the_route_server_runs_as_nobody_with_only_net_bind_service_and_notifies_syste
         "route-server without CAP_NET_BIND_SERVICE: {message}"
     );
 
-    let mut daemon = vixp_tests::Daemon::spawn(
+    let mut daemon = start_restricted(
         "route-server",
         &netns,
-        "setpriv",
+        &notify,
         &restricted(true, "net_bind_service", &notify.path, &binary, &args),
         &dir.path().join("route-server.log"),
-    )
-    .expect("start route-server");
-    notify.expect("READY=1\n", &daemon);
+    );
     let listening = netns
         .run("ss", &["-Hltn", "sport", "=", ":179"])
         .expect("ss");
@@ -882,15 +895,13 @@ fn the_node_runs_with_only_net_admin_and_notifies_systemd() {
         "vixp up without CAP_NET_ADMIN: {message}"
     );
 
-    let mut daemon = vixp_tests::Daemon::spawn(
+    let mut daemon = start_restricted(
         "vixp",
         &netns,
-        "setpriv",
+        &notify,
         &restricted(false, "net_admin", &notify.path, &binary, &args),
         &dir.path().join("vixp.log"),
-    )
-    .expect("start vixp up");
-    notify.expect("READY=1\n", &daemon);
+    );
     // Without CAP_SYS_NICE or an RLIMIT_NICE (the unit's LimitNICE=, which this container
     // cannot raise) the receiving threads keep nice 0, and the node says so once.
     vixp_tests::try_wait_until(std::time::Duration::from_secs(5), || {
@@ -923,15 +934,13 @@ fn the_node_runs_with_only_net_admin_and_notifies_systemd() {
 
     // Allowed to lower its threads' nice value, the node gives receive_nice's default to the
     // receiving threads alone.
-    let mut daemon = vixp_tests::Daemon::spawn(
+    let mut daemon = start_restricted(
         "vixp",
         &netns,
-        "setpriv",
+        &notify,
         &restricted(false, "net_admin,+sys_nice", &notify.path, &binary, &args),
         &dir.path().join("vixp-nice.log"),
-    )
-    .expect("start vixp up");
-    notify.expect("READY=1\n", &daemon);
+    );
     let pid = daemon.pid().expect("running");
     // The threads set their value when they start, which may come just after READY.
     vixp_tests::try_wait_until(std::time::Duration::from_secs(5), || {
