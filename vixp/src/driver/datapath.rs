@@ -254,11 +254,14 @@ impl DataPath {
 static NICE_REFUSED: AtomicBool = AtomicBool::new(false);
 
 /// Gives the calling thread the nice value `nice` (a worker's receiving thread is scheduled
-/// ahead of the programs around it, docs/datapath.md). Lowering it needs CAP_SYS_NICE or an
-/// RLIMIT_NICE that allows it (the systemd unit's `LimitNICE=`); without either, the thread
-/// keeps the process's value, and the node says so once unless that value already is `nice`
-/// or better.
+/// ahead of the programs around it, docs/datapath.md); 0 leaves it as the process. Lowering it
+/// needs CAP_SYS_NICE or an RLIMIT_NICE that allows it (the systemd unit's `LimitNICE=`);
+/// without either, the thread keeps the process's value, and the node says so once unless that
+/// value already is `nice` or better.
 fn set_thread_nice(nice: i8) {
+    if nice == 0 {
+        return;
+    }
     match setpriority_thread(i32::from(nice)) {
         Ok(()) => {}
         Err(error) => {
@@ -575,13 +578,19 @@ fn inbound(
         for (meta, slice) in metas.iter().zip(slices.iter()).take(received) {
             let from = super::canonical(meta.addr);
             // The kernel's arrival stamp (SO_TIMESTAMPNS, which quinn-udp turns on) is wall
-            // clock time; a datagram without one counts as not having waited.
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default();
-            let sojourn = meta
-                .timestamp
-                .map_or(Duration::ZERO, |arrived| now.saturating_sub(arrived));
+            // clock time; a datagram without one counts as not having waited. Read only for
+            // CoDel.
+            let (now, sojourn) = if codel_on {
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default();
+                let sojourn = meta
+                    .timestamp
+                    .map_or(Duration::ZERO, |arrived| now.saturating_sub(arrived));
+                (now, sojourn)
+            } else {
+                (Duration::ZERO, Duration::ZERO)
+            };
             let Some(bytes) = slice.get(..meta.len) else {
                 continue;
             };
