@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use nix::errno::Errno;
-use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
+use nix::sys::socket::{
+    MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg, setsockopt, sockopt,
+};
 use serde_json::json;
 
 /// Datagrams per `sendmmsg`/`recvmmsg` call.
@@ -55,6 +57,10 @@ enum Command {
         /// Longest time to wait in all (1-600 s).
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
         seconds: u64,
+        /// Receive buffer of the socket in bytes (0: the system's default). Forced past
+        /// `net.core.rmem_max` when run as root; else capped by it.
+        #[arg(long, default_value_t = 0)]
+        buffer: usize,
     },
 }
 
@@ -63,12 +69,28 @@ fn main() -> anyhow::Result<()> {
         Command::Send { to, size, seconds } => {
             send(to, usize::from(size), Duration::from_secs(seconds))?
         }
-        Command::Receive { bind, seconds } => {
+        Command::Receive {
+            bind,
+            seconds,
+            buffer,
+        } => {
             let socket = UdpSocket::bind(bind).with_context(|| format!("cannot bind {bind}"))?;
+            if buffer > 0 {
+                set_receive_buffer(&socket, buffer)?;
+            }
             receive(&socket, Duration::from_secs(seconds))?
         }
     };
     println!("{report}");
+    Ok(())
+}
+
+/// Gives `socket` a receive buffer of `bytes`: forced (CAP_NET_ADMIN) or else as large as
+/// `net.core.rmem_max` allows.
+fn set_receive_buffer(socket: &UdpSocket, bytes: usize) -> anyhow::Result<()> {
+    if setsockopt(socket, sockopt::RcvBufForce, &bytes).is_err() {
+        setsockopt(socket, sockopt::RcvBuf, &bytes).context("cannot set SO_RCVBUF")?;
+    }
     Ok(())
 }
 
