@@ -211,6 +211,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_receive_buffer_is_the_one_asked_for() {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let default = nix::sys::socket::getsockopt(&socket, sockopt::RcvBuf).expect("SO_RCVBUF");
+        // Forced past net.core.rmem_max as root (the suite runs as root); the kernel reports
+        // twice what was set (room for its bookkeeping).
+        set_receive_buffer(&socket, 1 << 20).expect("set");
+        let now = nix::sys::socket::getsockopt(&socket, sockopt::RcvBuf).expect("SO_RCVBUF");
+        assert!(now >= 1 << 20 && now > default, "{default} -> {now}");
+    }
+
+    #[test]
     fn what_is_sent_over_loopback_is_counted_as_read_or_dropped() {
         let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
         let to = socket.local_addr().expect("address");
