@@ -166,6 +166,16 @@ impl Coalescer {
         self.count == 0
     }
 
+    /// Whether a frame is waiting that a next segment could still extend (no push, no
+    /// shorter segment, room left). A frame that cannot grow is better written at once.
+    pub fn is_open(&self) -> bool {
+        self.head.is_some_and(|head| {
+            !self.closed
+                && self.length + self.segment_size <= MAX_COALESCED
+                && (head.tcp || self.count < MAX_UDP_SEGMENTS)
+        })
+    }
+
     /// Adds `frame` to the frame being built, or starts one with it. `false` when it does not
     /// continue the current run (the caller takes the current frame and pushes again) or
     /// cannot be coalesced at all (the caller writes it as it is, after taking the current).
@@ -502,9 +512,38 @@ mod tests {
         coalescer.set_udp(true);
         let datagram = udp_frame(true, &[7; 100]);
         for _ in 0..MAX_UDP_SEGMENTS {
+            assert!(coalescer.is_open() || coalescer.is_empty());
             assert!(coalescer.push(&datagram));
         }
+        assert!(!coalescer.is_open());
         assert!(!coalescer.push(&datagram));
+    }
+
+    #[test]
+    fn a_run_is_open_until_a_push_a_shorter_segment_or_a_full_frame_ends_it() {
+        let mut coalescer = Coalescer::new();
+        assert!(!coalescer.is_open(), "nothing waits");
+        assert!(coalescer.push(&frame(true, 0, TCP_ACK, &[1; 1000])));
+        assert!(coalescer.is_open());
+        assert!(coalescer.push(&frame(true, 1000, TCP_ACK | TCP_PSH, &[1; 1000])));
+        assert!(!coalescer.is_open(), "a push ends the run");
+        coalescer.take();
+        assert!(coalescer.push(&frame(true, 2000, TCP_ACK, &[1; 1000])));
+        assert!(coalescer.push(&frame(true, 3000, TCP_ACK, &[1; 300])));
+        assert!(!coalescer.is_open(), "a shorter segment ends the run");
+        coalescer.take();
+        // Full: the next segment of the same size would not fit in 64 KiB.
+        let mut sequence = 0;
+        while coalescer.push(&frame(true, sequence, TCP_ACK, &[1; 1400])) {
+            sequence += 1400;
+            if !coalescer.is_open() {
+                break;
+            }
+        }
+        assert!(!coalescer.is_open());
+        assert!(!coalescer.push(&frame(true, sequence, TCP_ACK, &[1; 1400])));
+        assert!(coalescer.take().is_some());
+        assert!(!coalescer.is_open());
     }
 
     #[test]

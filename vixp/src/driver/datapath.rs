@@ -565,11 +565,18 @@ fn inbound(
         {
             Ok(received) => received,
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                // Nothing more to add to a run: it goes before the thread sleeps.
+                if let Some(large) = coalescer.take() {
+                    send_to_tap(tap, large);
+                }
                 wait_for(underlay.socket.as_fd(), PollFlags::POLLIN);
                 continue;
             }
             Err(error) => {
                 tracing::debug!(%error, "UDP receive failed");
+                if let Some(large) = coalescer.take() {
+                    send_to_tap(tap, large);
+                }
                 std::thread::sleep(ERROR_BACKOFF);
                 continue;
             }
@@ -637,7 +644,12 @@ fn inbound(
                 }
             }
         }
-        if let Some(large) = coalescer.take() {
+        // A run that may go on waits for the next receive, which comes at once while datagrams
+        // are queued (a train of the sender seldom ends where its TCP segment does); one that
+        // cannot grow is written now.
+        if !coalescer.is_open()
+            && let Some(large) = coalescer.take()
+        {
             send_to_tap(tap, large);
         }
     }
