@@ -166,6 +166,11 @@ impl Coalescer {
         self.count == 0
     }
 
+    /// Segments in the frame being built.
+    pub fn segments(&self) -> usize {
+        self.count
+    }
+
     /// Whether a frame is waiting that a next segment could still extend (no push, no
     /// shorter segment, room left). A frame that cannot grow is better written at once.
     pub fn is_open(&self) -> bool {
@@ -174,6 +179,64 @@ impl Coalescer {
                 && self.length + self.segment_size <= MAX_COALESCED
                 && (head.tcp || self.count < MAX_UDP_SEGMENTS)
         })
+    }
+
+    /// Whether `frame` could be coalesced at all (start a run).
+    pub fn coalescable(&self, frame: &[u8]) -> bool {
+        Segment::parse(frame, self.udp).is_some()
+    }
+
+    /// Whether `frame` may belong to the flow of the waiting run, in which case the run must
+    /// reach the kernel first. `false` only when it certainly does not: no run, another
+    /// ethertype, other addresses, another IP protocol or other ports. A frame of another flow
+    /// may go ahead of the run (as the kernel's GRO lets a packet it cannot merge pass the
+    /// flows it holds); within a flow nothing is reordered.
+    pub fn may_be_of_run(&self, frame: &[u8]) -> bool {
+        let Some(head) = self.head else {
+            return false;
+        };
+        let Some(run) = self
+            .buffer
+            .get(VIRTIO_NET_HEADER..VIRTIO_NET_HEADER + head.payload)
+        else {
+            return true;
+        };
+        let ip = ETHERNET_HEADER;
+        let protocol = if head.tcp { PROTOCOL_TCP } else { PROTOCOL_UDP };
+        let same = |range: std::ops::Range<usize>| match (frame.get(range.clone()), run.get(range))
+        {
+            (Some(theirs), Some(ours)) => theirs == ours,
+            // Too short to tell: the kernel drops it anyway; keep the order.
+            _ => true,
+        };
+        if !same(12..14) {
+            return false;
+        }
+        if head.ipv4 {
+            if !same(ip + 12..ip + 20) || frame.get(ip + 9).is_some_and(|&p| p != protocol) {
+                return false;
+            }
+            let Some(&first) = frame.get(ip) else {
+                return true;
+            };
+            let fragment = frame
+                .get(ip + 6..ip + 8)
+                .map_or(0, |bytes| u16::from_be_bytes([bytes[0], bytes[1]]));
+            let transport = ip + usize::from(first & 0x0f) * 4;
+            // A later fragment has no ports: it may be of the run.
+            fragment & 0x1fff != 0 || same_ports(frame, transport, run, head.transport)
+        } else {
+            if !same(ip + 8..ip + 40) {
+                return false;
+            }
+            match frame.get(ip + 6) {
+                Some(&next) if next == protocol => same_ports(frame, ip + 40, run, head.transport),
+                // ICMPv6 or the other transport is another flow; an extension header may
+                // hide the run's protocol.
+                Some(&next) => !matches!(next, 6 | 17 | 58),
+                None => true,
+            }
+        }
     }
 
     /// Adds `frame` to the frame being built, or starts one with it. `false` when it does not
@@ -298,6 +361,14 @@ impl Coalescer {
         debug_assert!(count > 1 || header.gso_type == GSO_NONE);
         header.write(&mut self.buffer)?;
         self.buffer.get(..base + length)
+    }
+}
+
+/// Whether the ports at `at` in `frame` are those at `run_at` in `run` (or too short to tell).
+fn same_ports(frame: &[u8], at: usize, run: &[u8], run_at: usize) -> bool {
+    match (frame.get(at..at + 4), run.get(run_at..run_at + 4)) {
+        (Some(theirs), Some(ours)) => theirs == ours,
+        _ => true,
     }
 }
 
@@ -525,7 +596,9 @@ mod tests {
         assert!(!coalescer.is_open(), "nothing waits");
         assert!(coalescer.push(&frame(true, 0, TCP_ACK, &[1; 1000])));
         assert!(coalescer.is_open());
+        assert_eq!(coalescer.segments(), 1);
         assert!(coalescer.push(&frame(true, 1000, TCP_ACK | TCP_PSH, &[1; 1000])));
+        assert_eq!(coalescer.segments(), 2);
         assert!(!coalescer.is_open(), "a push ends the run");
         coalescer.take();
         assert!(coalescer.push(&frame(true, 2000, TCP_ACK, &[1; 1000])));
@@ -544,6 +617,59 @@ mod tests {
         assert!(!coalescer.push(&frame(true, sequence, TCP_ACK, &[1; 1400])));
         assert!(coalescer.take().is_some());
         assert!(!coalescer.is_open());
+    }
+
+    #[test]
+    fn only_a_frame_that_certainly_is_of_another_flow_may_pass_a_waiting_run() {
+        for ipv4 in [true, false] {
+            let mut coalescer = Coalescer::new();
+            let data = frame(ipv4, 0, TCP_ACK, &[1; 1000]);
+            assert!(!coalescer.may_be_of_run(&data), "no run waits");
+            assert!(coalescer.coalescable(&data));
+            assert!(coalescer.push(&data));
+            // The same connection: a pure acknowledgment, a SYN, a segment out of order.
+            let pure_ack = frame(ipv4, 1000, TCP_ACK, &[]);
+            assert!(!coalescer.coalescable(&pure_ack));
+            assert!(coalescer.may_be_of_run(&pure_ack), "ipv4 {ipv4}");
+            assert!(coalescer.may_be_of_run(&frame(ipv4, 1000, 0x02, &[])));
+            assert!(coalescer.may_be_of_run(&frame(ipv4, 9000, TCP_ACK, &[1; 10])));
+            // Truncated before the ports: order kept.
+            assert!(coalescer.may_be_of_run(&data[..14 + if ipv4 { 21 } else { 41 }]));
+            // Other ports.
+            let mut other = frame(ipv4, 1000, TCP_ACK, &[]);
+            let transport = 14 + if ipv4 { 20 } else { 40 };
+            other[transport + 1] ^= 1;
+            assert!(!coalescer.may_be_of_run(&other));
+            // Other addresses.
+            let mut other = frame(ipv4, 1000, TCP_ACK, &[]);
+            let source = 14 + if ipv4 { 12 } else { 8 };
+            other[source + 3] ^= 1;
+            assert!(!coalescer.may_be_of_run(&other));
+            // Another protocol between the same hosts: ICMP or ICMPv6 (a ping), UDP.
+            let mut ping = frame(ipv4, 1000, TCP_ACK, &[1; 10]);
+            let protocol = 14 + if ipv4 { 9 } else { 6 };
+            ping[protocol] = if ipv4 { 1 } else { 58 };
+            assert!(!coalescer.may_be_of_run(&ping));
+            ping[protocol] = PROTOCOL_UDP;
+            assert!(!coalescer.may_be_of_run(&ping));
+            // Another ethertype (ARP).
+            let mut arp = data.clone();
+            arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
+            assert!(!coalescer.may_be_of_run(&arp));
+            assert!(coalescer.may_be_of_run(&data[..13]), "too short to tell");
+            if ipv4 {
+                // A later fragment between the same hosts has no ports: it may be of the run.
+                let mut fragment = frame(true, 0, TCP_ACK, &[1; 100]);
+                fragment[14 + 6..14 + 8].copy_from_slice(&100u16.to_be_bytes());
+                fragment[14 + 20..14 + 24].fill(0);
+                assert!(coalescer.may_be_of_run(&fragment));
+            } else {
+                // An extension header may hide TCP.
+                let mut extension = frame(false, 0, TCP_ACK, &[1; 100]);
+                extension[14 + 6] = 0;
+                assert!(coalescer.may_be_of_run(&extension));
+            }
+        }
     }
 
     #[test]

@@ -28,7 +28,8 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use nix::poll::{PollFd, PollFlags, poll};
+use nix::poll::{PollFd, PollFlags, poll, ppoll};
+use nix::sys::time::TimeSpec;
 use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
 use tun_rs::SyncDevice;
 
@@ -56,6 +57,12 @@ pub const RECEIVE_BATCH: usize = 16;
 pub const RECEIVE_BUFFER: usize = 64 * 1500;
 /// Most bytes in one UDP GSO send (the kernel refuses more than an IP packet can carry).
 pub const MAX_TRAIN_BYTES: usize = 65_000;
+/// How long a run of two or more segments that may still grow waits for the rest when the
+/// socket is empty, before it is written as it is (what the kernel's `gro_flush_timeout` does
+/// for a NIC): about what a sender takes to encrypt its next train of 44 datagrams, small
+/// against any round trip. A run ended by a push, and a lone packet, never wait; a packet of
+/// another flow that cannot be coalesced (a ping) does not wait behind it.
+pub const RUN_WAIT: Duration = Duration::from_micros(50);
 /// How long a thread waits for its descriptor before checking whether to stop (ms).
 pub const WAKE_MILLISECONDS: u16 = 100;
 /// Pause after a read error that is not about one packet (a device gone, a socket error).
@@ -312,6 +319,13 @@ fn wait_for(fd: BorrowedFd<'_>, events: PollFlags) {
     let _ = poll(&mut fds, WAKE_MILLISECONDS);
 }
 
+/// Waits until `fd` is readable or `timeout` (under a second) passes; whether it is readable.
+fn readable_within(fd: BorrowedFd<'_>, timeout: Duration) -> bool {
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    let timeout = TimeSpec::new(0, i64::from(timeout.subsec_nanos()));
+    matches!(ppoll(&mut fds, Some(timeout), None), Ok(ready) if ready > 0)
+}
+
 /// Encrypted datagrams to one destination, back to back, waiting to leave in one GSO send.
 struct Train {
     buffer: Vec<u8>,
@@ -558,13 +572,30 @@ fn inbound(
     // UDP runs too when the kernel took UDP segmentation offload on the TAP (Linux 6.2).
     coalescer.set_udp(offload && tap.udp_gso());
     let mut codel = Codel::default();
+    // The open run has waited once for the socket already (a readable socket whose datagram the
+    // kernel then discards must not hold it again).
+    let mut waited = false;
     while !stop.load(Ordering::Relaxed) {
         let received = match underlay
             .state
             .recv((&underlay.socket).into(), &mut slices, &mut metas)
         {
-            Ok(received) => received,
+            Ok(received) => {
+                waited = false;
+                received
+            }
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                // The rest of a burst is usually on its way (a sender's train seldom ends where
+                // its TCP segment does): a short wait for it saves the receiver's kernel a
+                // frame and its TCP an acknowledgment. A lone packet does not wait.
+                if coalescer.is_open()
+                    && coalescer.segments() > 1
+                    && !waited
+                    && readable_within(underlay.socket.as_fd(), RUN_WAIT)
+                {
+                    waited = true;
+                    continue;
+                }
                 // Nothing more to add to a run: it goes before the thread sleeps.
                 if let Some(large) = coalescer.take() {
                     send_to_tap(tap, large);
@@ -582,6 +613,7 @@ fn inbound(
             }
         };
         let core = read(core);
+        let mut extended = false;
         for (meta, slice) in metas.iter().zip(slices.iter()).take(received) {
             let from = super::canonical(meta.addr);
             // The kernel's arrival stamp (SO_TIMESTAMPNS, which quinn-udp turns on) is wall
@@ -633,21 +665,30 @@ fn inbound(
                     continue;
                 }
                 if coalescer.push(decrypted) {
+                    extended = true;
+                    continue;
+                }
+                // A packet that starts no run (a ping, an acknowledgment) of another flow goes
+                // ahead of the run, which may still grow.
+                if !coalescer.coalescable(decrypted) && !coalescer.may_be_of_run(decrypted) {
+                    write_frame(tap, offload, &mut frame, length);
                     continue;
                 }
                 // Not the next segment of the run: the run goes first, in order.
                 if let Some(large) = coalescer.take() {
                     send_to_tap(tap, large);
                 }
-                if !coalescer.push(decrypted) {
+                if coalescer.push(decrypted) {
+                    extended = true;
+                } else {
                     write_frame(tap, offload, &mut frame, length);
                 }
             }
         }
         // A run that may go on waits for the next receive, which comes at once while datagrams
         // are queued (a train of the sender seldom ends where its TCP segment does); one that
-        // cannot grow is written now.
-        if !coalescer.is_open()
+        // cannot grow, or did not in this batch, is written now.
+        if (!coalescer.is_open() || !extended)
             && let Some(large) = coalescer.take()
         {
             send_to_tap(tap, large);
