@@ -572,8 +572,8 @@ fn inbound(
     // UDP runs too when the kernel took UDP segmentation offload on the TAP (Linux 6.2).
     coalescer.set_udp(offload && tap.udp_gso());
     let mut codel = Codel::default();
-    // The open run has waited once for the socket already (a readable socket whose datagram the
-    // kernel then discards must not hold it again).
+    // Whether the waiting run has already waited for the socket since datagrams last came (a
+    // socket readable for a datagram the kernel then discards must not hold it again).
     let mut waited = false;
     while !stop.load(Ordering::Relaxed) {
         let received = match underlay
@@ -693,6 +693,10 @@ fn inbound(
         {
             send_to_tap(tap, large);
         }
+    }
+    // Stopping: a run still waiting is written, not dropped.
+    if let Some(large) = coalescer.take() {
+        send_to_tap(tap, large);
     }
 }
 
