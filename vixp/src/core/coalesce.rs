@@ -203,12 +203,7 @@ impl Coalescer {
         };
         let ip = ETHERNET_HEADER;
         let protocol = if head.tcp { PROTOCOL_TCP } else { PROTOCOL_UDP };
-        let same = |range: std::ops::Range<usize>| match (frame.get(range.clone()), run.get(range))
-        {
-            (Some(theirs), Some(ours)) => theirs == ours,
-            // Too short to tell: the kernel drops it anyway; keep the order.
-            _ => true,
-        };
+        let same = |range: std::ops::Range<usize>| same_bytes(frame, range.start, run, range);
         if !same(12..14) {
             return false;
         }
@@ -224,13 +219,16 @@ impl Coalescer {
                 .map_or(0, |bytes| u16::from_be_bytes([bytes[0], bytes[1]]));
             let transport = ip + usize::from(first & 0x0f) * 4;
             // A later fragment has no ports: it may be of the run.
-            fragment & 0x1fff != 0 || same_ports(frame, transport, run, head.transport)
+            fragment & 0x1fff != 0
+                || same_bytes(frame, transport, run, head.transport..head.transport + 4)
         } else {
             if !same(ip + 8..ip + 40) {
                 return false;
             }
             match frame.get(ip + 6) {
-                Some(&next) if next == protocol => same_ports(frame, ip + 40, run, head.transport),
+                Some(&next) if next == protocol => {
+                    same_bytes(frame, ip + 40, run, head.transport..head.transport + 4)
+                }
                 // ICMPv6 or the other transport is another flow; an extension header may
                 // hide the run's protocol.
                 Some(&next) => !matches!(next, 6 | 17 | 58),
@@ -364,9 +362,10 @@ impl Coalescer {
     }
 }
 
-/// Whether the ports at `at` in `frame` are those at `run_at` in `run` (or too short to tell).
-fn same_ports(frame: &[u8], at: usize, run: &[u8], run_at: usize) -> bool {
-    match (frame.get(at..at + 4), run.get(run_at..run_at + 4)) {
+/// Whether the bytes of `frame` from `at` are those of `run` at `ours`; `true` when either is
+/// too short to tell (the kernel drops such a frame anyway: the order is kept).
+fn same_bytes(frame: &[u8], at: usize, run: &[u8], ours: std::ops::Range<usize>) -> bool {
+    match (frame.get(at..at + ours.len()), run.get(ours)) {
         (Some(theirs), Some(ours)) => theirs == ours,
         _ => true,
     }

@@ -597,17 +597,13 @@ fn inbound(
                     continue;
                 }
                 // Nothing more to add to a run: it goes before the thread sleeps.
-                if let Some(large) = coalescer.take() {
-                    send_to_tap(tap, large);
-                }
+                write_run(tap, &mut coalescer);
                 wait_for(underlay.socket.as_fd(), PollFlags::POLLIN);
                 continue;
             }
             Err(error) => {
                 tracing::debug!(%error, "UDP receive failed");
-                if let Some(large) = coalescer.take() {
-                    send_to_tap(tap, large);
-                }
+                write_run(tap, &mut coalescer);
                 std::thread::sleep(ERROR_BACKOFF);
                 continue;
             }
@@ -668,16 +664,17 @@ fn inbound(
                     extended = true;
                     continue;
                 }
-                // A packet that starts no run (a ping, an acknowledgment) of another flow goes
+                // With no run waiting, a frame the coalescer refused starts none: as it is. A
+                // packet that starts no run (a ping, an acknowledgment) of another flow goes
                 // ahead of the run, which may still grow.
-                if !coalescer.coalescable(decrypted) && !coalescer.may_be_of_run(decrypted) {
+                if coalescer.is_empty()
+                    || (!coalescer.may_be_of_run(decrypted) && !coalescer.coalescable(decrypted))
+                {
                     write_frame(tap, offload, &mut frame, length);
                     continue;
                 }
                 // Not the next segment of the run: the run goes first, in order.
-                if let Some(large) = coalescer.take() {
-                    send_to_tap(tap, large);
-                }
+                write_run(tap, &mut coalescer);
                 if coalescer.push(decrypted) {
                     extended = true;
                 } else {
@@ -688,13 +685,16 @@ fn inbound(
         // A run that may go on waits for the next receive, which comes at once while datagrams
         // are queued (a train of the sender seldom ends where its TCP segment does); one that
         // cannot grow, or did not in this batch, is written now.
-        if (!coalescer.is_open() || !extended)
-            && let Some(large) = coalescer.take()
-        {
-            send_to_tap(tap, large);
+        if !coalescer.is_open() || !extended {
+            write_run(tap, &mut coalescer);
         }
     }
     // Stopping: a run still waiting is written, not dropped.
+    write_run(tap, &mut coalescer);
+}
+
+/// Writes the run waiting in `coalescer`, if any, to the TAP device.
+fn write_run(tap: &SyncDevice, coalescer: &mut Coalescer) {
     if let Some(large) = coalescer.take() {
         send_to_tap(tap, large);
     }
